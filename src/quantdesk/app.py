@@ -1,0 +1,154 @@
+"""Composition root: build adapters and services from settings, mount the five surfaces."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from quantdesk import __version__
+from quantdesk.adapters.bus.memory import InMemoryEventBus
+from quantdesk.adapters.db.accounts import SqlAccountStore
+from quantdesk.adapters.db.engine import make_engine, migrate, ping
+from quantdesk.adapters.keyfile import load_or_create_secret
+from quantdesk.adapters.limits.memory import MemoryRateCounter
+from quantdesk.adapters.system import resource_figures
+from quantdesk.services.accounts import AccountService
+from quantdesk.services.health import HealthService
+from quantdesk.settings import Settings
+from quantdesk.surfaces.breakout import errors as breakout_errors
+from quantdesk.surfaces.fluxscan import errors as fluxscan_errors
+from quantdesk.surfaces.mlbackend import errors as ml_errors
+from quantdesk.surfaces.pystrategies import errors as pystrategies_errors
+from quantdesk.surfaces.scalper import errors as scalper_errors
+from quantdesk.surfaces.shared import accounts as accounts_routes
+from quantdesk.surfaces.shared import health as health_routes
+from quantdesk.surfaces.shared import pages
+from quantdesk.surfaces.shared.errors import ErrorRouter, install_handlers
+from quantdesk.surfaces.shared.gateway import Gateway, RateLimits
+from quantdesk.surfaces.shared.responses import JsonResponse
+
+log = logging.getLogger("quantdesk")
+
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "Login, API keys, users (all surfaces)"},
+    {"name": "system", "description": "Health"},
+    {"name": "fluxscan", "description": "Stock scanner (1-fluxscan-scanner-api.md)"},
+    {"name": "scalper", "description": "Crypto futures bot (2-crypto-scalper-api.md)"},
+    {"name": "pystrategies", "description": "Hosted Python strategies (3-python-strategies-api.md)"},
+    {"name": "breakout", "description": "Breakout engine (4-breakout-bot-api.md)"},
+    {"name": "mlbackend", "description": "ML backend (5-ml-backend-api.md)"},
+]
+
+PUBLIC = {("GET", "/api/health"), ("HEAD", "/api/health"), ("POST", "/api/v1/auth/login"),
+          ("GET", "/login"), ("POST", "/login")}
+
+
+@dataclass
+class Runtime:
+    """Everything built from settings; owned by one app (or one CLI command)."""
+
+    settings: Settings
+    engine: Engine
+    accounts: AccountService
+    bus: InMemoryEventBus
+    counter: object
+    health: HealthService
+    generated_admin_password: str | None = None
+    closers: list = field(default_factory=list)
+
+
+def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runtime:
+    """Build adapters and services (migrations applied, first admin created)."""
+    engine = make_engine(settings.database_url)
+    if apply_migrations:
+        migrate(settings.database_url)
+    secret = load_or_create_secret(settings.secret_key_file)
+    accounts = AccountService(
+        SqlAccountStore(engine), secret, token_ttl_s=settings.access_token_ttl_s, session_ttl_s=settings.session_ttl_s
+    )
+    admin_pw = settings.admin_password.get_secret_value() if settings.admin_password else None
+    generated = accounts.ensure_admin(settings.admin_user, admin_pw)
+    if settings.redis_url:
+        from quantdesk.adapters.bus.redis import RedisEventBus
+        from quantdesk.adapters.limits.redis import RedisRateCounter
+
+        bus: InMemoryEventBus = RedisEventBus(settings.redis_url)
+        counter: object = RedisRateCounter(settings.redis_url)
+    else:
+        bus = InMemoryEventBus()
+        counter = MemoryRateCounter()
+    checks = {"database": lambda: ping(engine)}
+    if settings.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=1)
+        checks["redis"] = client.ping
+    health = HealthService(__version__, checks, resource_figures)
+    return Runtime(settings, engine, accounts, bus, counter, health, generated)
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the ASGI app serving all five surfaces on one port."""
+    rt = runtime or build_runtime(settings)
+    if rt.generated_admin_password:
+        print(
+            f"quantdesk: created admin user '{settings.admin_user}' with password "
+            f"{rt.generated_admin_password} (shown once; change it or set QD_ADMIN_PASSWORD)",
+            file=sys.stderr,
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await rt.bus.start()
+        try:
+            yield
+        finally:
+            await rt.bus.close()
+            close = getattr(rt.counter, "close", None)
+            if close:
+                await close()
+            rt.engine.dispose()
+
+    app = FastAPI(
+        title="quantdesk",
+        version=__version__,
+        description="One self-hosted trading platform serving five API surfaces over one core.",
+        openapi_tags=OPENAPI_TAGS,
+        default_response_class=JsonResponse,
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.state.settings = settings
+    app.state.accounts = rt.accounts
+    app.state.health = rt.health
+    app.state.bus = rt.bus
+
+    errors = ErrorRouter()
+    for module in (scalper_errors, fluxscan_errors, pystrategies_errors, breakout_errors, ml_errors):
+        errors.add(module.PREFIXES, module.FORMAT)
+    app.state.errors = errors
+    install_handlers(app, errors)
+
+    app.include_router(health_routes.router)
+    app.include_router(accounts_routes.router)
+    app.include_router(pages.router)
+
+    app.add_middleware(
+        Gateway,
+        accounts=rt.accounts,
+        errors=errors,
+        counter=rt.counter,
+        limits=RateLimits(settings.rate_limit_read, settings.rate_limit_write, settings.rate_limit_backtest),
+        public=PUBLIC,
+        passthrough_prefixes=("/socket.io",),
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        run_sync=run_in_threadpool,
+    )
+    return app

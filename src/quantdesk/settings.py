@@ -1,0 +1,56 @@
+"""Typed settings (environment prefix ``QD_``, optional ``.env``). Built once by app.py / cli.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from quantdesk.core.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QD_", env_file=".env", extra="ignore")
+
+    database_url: str = Field("sqlite:///./var/quantdesk.db", description="SQLAlchemy URL")
+    redis_url: str | None = Field(None, description="redis://host:port/db; enables shared rate limits and bus")
+    data_dir: Path = Field(Path("./var/data"), description="Parquet cache and user files")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    admin_user: str = Field("admin", min_length=1)
+    admin_password: SecretStr | None = None
+    secret_key_file: Path = Field(Path("./var/secret.key"), description="per-installation key, outside the DB")
+    access_token_ttl_s: int = Field(900, ge=30)
+    session_ttl_s: int = Field(12 * 3600, ge=60)
+    rate_limit_read: int = Field(100, ge=0, description="requests/minute; 0 turns the limit off")
+    rate_limit_write: int = Field(30, ge=0)
+    rate_limit_backtest: int = Field(5, ge=0)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="JSON/form bodies")
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="multipart uploads")
+    log_level: str = "INFO"
+    ray_address: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, v: str) -> str:
+        if not v.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return v.upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; raise ConfigError with one line naming the bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "QD_" + str(err["loc"][0]).upper() if err.get("loc") else "QD_?"
+        raise ConfigError(f"invalid setting {name}: {err['msg']} (got {err.get('input')!r})") from None
