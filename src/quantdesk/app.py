@@ -29,6 +29,7 @@ from quantdesk.surfaces.scalper import errors as scalper_errors
 from quantdesk.surfaces.shared import accounts as accounts_routes
 from quantdesk.surfaces.shared import health as health_routes
 from quantdesk.surfaces.shared import pages
+from quantdesk.surfaces.shared import ws as ws_routes
 from quantdesk.surfaces.shared.errors import ErrorRouter, install_handlers
 from quantdesk.surfaces.shared.gateway import Gateway, RateLimits
 from quantdesk.surfaces.shared.responses import JsonResponse
@@ -138,6 +139,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(health_routes.router)
     app.include_router(accounts_routes.router)
     app.include_router(pages.router)
+    app.include_router(ws_routes.router)
+    ws_settings = ws_routes.WsSettings()
+    ws_settings.heartbeat_s = settings.ws_heartbeat_s
+    ws_settings.messages_per_minute = settings.ws_messages_per_minute
+    app.state.ws_settings = ws_settings
+    app.state.ws_on_connect = []
 
     app.add_middleware(
         Gateway,

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     rate_limit_backtest: int = Field(5, ge=0)
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="JSON/form bodies")
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="multipart uploads")
+    ws_heartbeat_s: float = Field(30.0, gt=0, le=30, description="Breakout HEARTBEAT interval on /ws")
+    ws_messages_per_minute: int = Field(100, ge=1)
     log_level: str = "INFO"
     ray_address: str | None = None
 
