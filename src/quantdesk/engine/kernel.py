@@ -1,0 +1,889 @@
+"""The kernel: one event loop, feed → strategy → risk → broker → ledger → store → bus.
+
+Backtests, paper trading and live trading all run through :class:`Kernel`; only the clock,
+the broker and the way bars arrive differ:
+
+- a backtest calls :meth:`Kernel.run_bars` over integer-tick arrays (fast, no per-bar objects);
+- paper and live call :meth:`Kernel.on_bar` / :meth:`Kernel.on_price` as data arrives and
+  :meth:`Kernel.handle` for commands from the API.
+
+Per bar ``i``: working orders are matched against the bar (fills at the open, stops and
+limits inside the range); protective orders created by those fills get the same bar; the
+market's last price becomes the close; then the strategy sees the closed bar and may
+submit orders, which work from the next bar (or fill at once on a paper broker).
+
+Everything a command (or a bar) changes is handed to the :class:`LedgerStore` as one
+:class:`LedgerBatch`, then its events go to the :class:`EventBus`.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import numpy as np
+
+from quantdesk.core.clock import Clock
+from quantdesk.core.commands import (
+    CancelOrder,
+    CloseAllPositions,
+    ClosePosition,
+    Command,
+    PanicExit,
+    SetKillSwitch,
+    SetLeverage,
+    SubmitOrder,
+)
+from quantdesk.core.errors import ConflictError, InvalidInputError, NotFoundError
+from quantdesk.core.events import (
+    Event,
+    LeverageChanged,
+    OrderAccepted,
+    OrderCancelled,
+    OrderDenied,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    PositionLiquidated,
+    RiskHalted,
+)
+from quantdesk.core.instruments import Instrument, InstrumentKind
+from quantdesk.core.market import Bar, BookTop
+from quantdesk.core.money import MONEY_CONTEXT, ONE, ZERO, floor_div
+from quantdesk.core.orders import Order, OrderSide, OrderStatus, OrderType, TimeInForce
+from quantdesk.core.portfolio import ExitReason, Fill, Liquidity, Position, PositionSide
+from quantdesk.engine.clocks import SimulatedClock
+from quantdesk.engine.ledger import IdSequence, Ledger
+from quantdesk.engine.matching import (
+    LIMIT,
+    STOP_MARKET,
+    Expiry,
+    Match,
+    SimulatedBroker,
+    WorkingOrder,
+    kind_of,
+)
+from quantdesk.engine.ports import EventBus, LedgerBatch, LedgerStore, NullEventBus, NullLedgerStore
+from quantdesk.engine.risk import RiskManager, size_for_risk
+from quantdesk.engine.strategy import BarData, Strategy
+
+_C = MONEY_CONTEXT
+_DAY_NS = 86_400 * 1_000_000_000
+
+ORDER_REJECTED = "ORDER_REJECTED"
+INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+
+
+@dataclass(frozen=True, slots=True)
+class FeeSchedule:
+    """Fee rates as fractions of notional per fill (0.001 = 0.1%), in the settlement currency."""
+
+    maker: Decimal = ZERO
+    taker: Decimal = ZERO
+
+    @classmethod
+    def flat(cls, rate: Decimal) -> FeeSchedule:
+        return cls(rate, rate)
+
+
+@dataclass(frozen=True, slots=True)
+class KernelConfig:
+    """Account-level settings: settlement currency, starting balance, fees, leverage, margin."""
+
+    currency: str
+    initial_balance: Decimal
+    fees: FeeSchedule = FeeSchedule()
+    default_leverage: int = 1
+    maintenance_margin_rate: Decimal = ZERO
+    liquidation: bool = True
+
+
+@dataclass(slots=True)
+class CommandResult:
+    """What a command did: the order it created (if any) and the events, in order."""
+
+    order: Order | None
+    events: list[Event]
+    orders: list[Order] = field(default_factory=list)
+
+
+class _Market:
+    """Per-instrument state: broker, last price, data buffer, strategies, protective orders."""
+
+    __slots__ = ("instrument", "broker", "last", "tick", "lot", "strategies", "ctx", "data", "leverage",
+                 "protective", "time_ns", "_buffer", "book")
+
+    def __init__(self, instrument: Instrument, broker: SimulatedBroker, leverage: int):
+        self.instrument = instrument
+        self.broker = broker
+        self.last: int | None = None
+        self.tick = instrument.tick_size
+        self.lot = instrument.lot_size
+        self.strategies: list[Strategy] = []
+        self.ctx: _Context | None = None
+        self.data: BarData | None = None
+        self.leverage = leverage
+        self.protective: dict[str, WorkingOrder] = {}
+        self._buffer: list[list[float]] = [[], [], [], [], [], []]
+        self.book: BookTop | None = None
+
+
+class Kernel:
+    """The trading engine for one account over one or more instruments.
+
+    Not thread-safe: drive it from one task. All money is exact Decimal; prices are
+    matched as integer ticks of each instrument.
+    """
+
+    def __init__(
+        self,
+        config: KernelConfig,
+        *,
+        clock: Clock | None = None,
+        store: LedgerStore | None = None,
+        bus: EventBus | None = None,
+        risk: RiskManager | None = None,
+        ids: IdSequence | None = None,
+    ):
+        self.config = config
+        self.clock: Clock = clock or SimulatedClock()
+        self.store: LedgerStore = store or NullLedgerStore()
+        self.bus: EventBus = bus or NullEventBus()
+        self.risk = risk or RiskManager()
+        self.ids = ids or IdSequence()
+        self.ledger = Ledger(config.currency, config.initial_balance, self.ids)
+        self.markets: dict[str, _Market] = {}
+        self.orders: dict[str, Order] = {}
+        self._batch = LedgerBatch(0)
+        self._sequence = 0
+        self._fractions: dict[str, Decimal] = {}
+        self._new_protective: list[WorkingOrder] = []
+        # nobody listens (a plain backtest): skip building balance snapshots per batch
+        self._quiet = type(self.store) is NullLedgerStore and type(self.bus) is NullEventBus
+
+    # ------------------------------------------------------------------ setup
+
+    def add_market(self, instrument: Instrument, broker: SimulatedBroker | None = None,
+                   leverage: int | None = None) -> None:
+        """Trade ``instrument`` through ``broker`` (a backtest broker by default)."""
+        lev = leverage or self.config.default_leverage
+        self._check_leverage(instrument, lev)
+        self.markets[instrument.symbol] = _Market(instrument, broker or SimulatedBroker(lot_size=instrument.lot_size),
+                                                  lev)
+
+    def add_strategy(self, symbol: str, strategy: Strategy) -> None:
+        m = self._market(symbol)
+        m.strategies.append(strategy)
+        if m.ctx is None:
+            m.ctx = _Context(self, m)
+
+    def _market(self, symbol: str) -> _Market:
+        try:
+            return self.markets[symbol]
+        except KeyError:
+            raise NotFoundError("instrument", symbol, code="SYMBOL_NOT_FOUND") from None
+
+    @staticmethod
+    def _check_leverage(instrument: Instrument, leverage: int) -> None:
+        if leverage < 1:
+            raise InvalidInputError(f"leverage must be at least 1, got {leverage}", field="leverage")
+        if leverage > max(instrument.max_leverage, 1):
+            raise InvalidInputError(
+                f"leverage {leverage} exceeds the {instrument.symbol} maximum of {instrument.max_leverage}",
+                field="leverage", details={"max_leverage": instrument.max_leverage})
+
+    # ------------------------------------------------------------------ prices
+
+    def _ticks(self, m: _Market, price: Decimal, rounding: str = ROUND_HALF_EVEN) -> int:
+        return int(_C.divide(price, m.tick).to_integral_value(rounding=rounding))
+
+    def _price(self, m: _Market, ticks: int) -> Decimal:
+        return _C.multiply(Decimal(ticks), m.tick)
+
+    def mark(self, symbol: str) -> Decimal | None:
+        """Last price of ``symbol`` as a Decimal, or None before any data."""
+        m = self._market(symbol)
+        return None if m.last is None else self._price(m, m.last)
+
+    def marks(self) -> dict[str, Decimal]:
+        out = {}
+        for symbol, m in self.markets.items():
+            if m.last is not None:
+                out[symbol] = self._price(m, m.last)
+        # a position without a price yet is marked at its entry
+        for symbol, p in self.ledger.account.positions.items():
+            out.setdefault(symbol, p.entry_price)
+        return out
+
+    def equity(self) -> Decimal:
+        """Account equity at the last prices (wallet + unrealized P&L)."""
+        return self.ledger.equity(self.marks())
+
+    def available_margin(self) -> Decimal:
+        return self.ledger.account.available_margin(self.marks())
+
+    # ------------------------------------------------------------------ commands
+
+    def handle(self, command: Command) -> CommandResult:
+        """Execute one command as one ledger batch; return the order it made and the events.
+
+        Business refusals (risk, margin, reduce-only without a position) are not raised: the
+        returned order is ``rejected`` with ``reason_code`` and an event says why. Malformed
+        input raises InvalidInputError; an unknown order or position raises NotFoundError.
+        """
+        start = len(self._batch.events)
+        order: Order | None = None
+        orders: list[Order] = []
+        try:
+            if isinstance(command, SubmitOrder):
+                order = self._submit(command)
+            elif isinstance(command, CancelOrder):
+                order = self._cancel(command.order_id, "cancelled by request")
+            elif isinstance(command, ClosePosition):
+                order = self._close_position(command.symbol, command.quantity, command.strategy, required=True)
+            elif isinstance(command, CloseAllPositions):
+                orders = self._close_all()
+            elif isinstance(command, SetLeverage):
+                m = self._market(command.symbol)
+                self._check_leverage(m.instrument, command.leverage)
+                m.leverage = command.leverage
+                self._emit(LeverageChanged(self.clock.now(), command.symbol, command.leverage))
+            elif isinstance(command, PanicExit):
+                orders = self._panic(command.reason)
+            elif isinstance(command, SetKillSwitch):
+                if command.engaged:
+                    orders = self._panic(command.reason)
+                else:
+                    self.risk.release_kill_switch()
+            else:
+                raise InvalidInputError(f"unknown command {type(command).__name__}", field="command")
+        finally:
+            events = list(self._batch.events[start:])
+            self.flush()
+        return CommandResult(order, events, orders)
+
+    def submit(self, command: SubmitOrder) -> Order:
+        """Shortcut: handle ``command`` and return its order."""
+        result = self.handle(command)
+        if result.order is None:  # pragma: no cover - _submit always returns an order
+            raise ConflictError("order was not created")
+        return result.order
+
+    def _emit(self, event: Event) -> None:
+        self._batch.events.append(event)
+
+    def _touch(self, order: Order) -> None:
+        batch = self._batch
+        if not batch.orders or batch.orders[-1] is not order:
+            batch.orders.append(order)
+
+    def flush(self) -> None:
+        """Commit the pending batch to the store and publish its events."""
+        batch = self._batch
+        if not batch:
+            return
+        if self._quiet:
+            self._batch = LedgerBatch(0)
+            return
+        self._sequence += 1
+        batch.sequence = self._sequence
+        batch.balances = self.ledger.account.balances()
+        batch.equity = self.equity()
+        seen: set[int] = set()
+        batch.orders = [o for o in batch.orders if not (id(o) in seen or seen.add(id(o)))]  # type: ignore[func-returns-value]
+        self.store.commit(batch)
+        self._batch = LedgerBatch(0)
+        publish = self.bus.publish
+        for event in batch.events:
+            publish(event)
+
+    def _new_order(self, m: _Market, cmd: SubmitOrder, prefix: str = "ord") -> Order:
+        inst = m.instrument
+        side = cmd.side
+        quantity = None
+        if cmd.quantity is not None:
+            quantity = inst.round_quantity(cmd.quantity, ROUND_DOWN)
+            if quantity <= 0:
+                raise InvalidInputError(
+                    f"quantity {cmd.quantity} is below the {inst.symbol} lot size {inst.lot_size}", field="quantity")
+        # limits round to the passive side, stops and brackets to the nearest tick
+        price = None
+        if cmd.price is not None:
+            price = inst.round_price(cmd.price, ROUND_FLOOR if side is OrderSide.BUY else ROUND_CEILING)
+        stop = inst.round_price(cmd.stop_price) if cmd.stop_price is not None else None
+        sl = inst.round_price(cmd.stop_loss) if cmd.stop_loss is not None else None
+        tp = inst.round_price(cmd.take_profit) if cmd.take_profit is not None else None
+        return Order(
+            id=self.ids.next(prefix), symbol=inst.symbol, side=side, type=cmd.type, quantity=quantity,
+            created_at=self.clock.now(), price=price, stop_price=stop, time_in_force=cmd.time_in_force,
+            reduce_only=cmd.reduce_only, stop_loss=sl, take_profit=tp, strategy=cmd.strategy, tag=cmd.tag,
+            client_order_id=cmd.client_order_id, equity_fraction=cmd.equity_fraction,
+        )
+
+    def _reject(self, order: Order, code: str, reason: str, *, denied: bool = False) -> Order:
+        order.transition(OrderStatus.REJECTED, self.clock.now(), reason_code=code, reason=reason)
+        self._touch(order)
+        cls = OrderDenied if denied else OrderRejected
+        self._emit(cls(self.clock.now(), order.id, order.symbol, code, reason))
+        return order
+
+    def _submit(self, cmd: SubmitOrder) -> Order:
+        m = self._market(cmd.symbol)
+        order = self._new_order(m, cmd)
+        self.orders[order.id] = order
+        self._touch(order)
+        position = self.ledger.position(order.symbol)
+        closes = position is not None and PositionSide.of(order.side) is not position.side
+        if order.reduce_only and not closes:
+            what = "no position" if position is None else f"a {position.side.value} position"
+            return self._reject(order, ORDER_REJECTED,
+                                f"reduce_only {order.side.value} order for {order.symbol} but there is {what} to reduce")
+        opens = not order.reduce_only and (order.quantity is None or not closes
+                                           or order.quantity > position.quantity)  # type: ignore[union-attr]
+        if opens:
+            denied = self.risk.check_open(day=self._day(), open_positions=len(self.ledger.account.positions),
+                                          adds_position=position is None or closes)
+            if denied is not None:
+                return self._reject(order, denied[0], denied[1], denied=True)
+            if order.quantity is not None:
+                ref = order.price or (None if m.last is None else self._price(m, m.last))
+                if ref is not None:
+                    problem = self._margin_problem(m, order, order.quantity, ref)
+                    if problem is not None:
+                        return self._reject(order, INSUFFICIENT_BALANCE, problem)
+        now = self.clock.now()
+        order.transition(OrderStatus.ACCEPTED, now)
+        self._emit(OrderAccepted(now, order.id, order.symbol, order.side, order.type,
+                                 order.quantity if order.quantity is not None else ZERO))
+        if order.equity_fraction is not None:
+            self._fractions[order.id] = order.equity_fraction
+        w = self._working(m, order)
+        match = m.broker.submit(w, m.last)
+        if match is not None:
+            self._book(m, match)
+        elif m.broker.config.immediate_market_fills and order.time_in_force is not TimeInForce.GTC \
+                and m.last is not None:
+            # paper IOC/FOK that could not execute against the current price
+            m.broker.cancel(order.id)
+            self._expire(order, f"{order.time_in_force.value} order could not fill at once")
+        return order
+
+    def _working(self, m: _Market, order: Order, *, reason: ExitReason | None = None,
+                 protective: bool = False, closes_position: bool = False) -> WorkingOrder:
+        lots = 0 if order.quantity is None else int(_C.divide(order.remaining_quantity, m.lot))
+        limit = self._ticks(m, order.price) if order.price is not None else 0
+        stop = self._ticks(m, order.stop_price) if order.stop_price is not None else 0
+        return WorkingOrder(order, sign=order.side.sign, kind=kind_of(order.type), limit=limit, stop=stop,
+                            lots=lots, reason=reason, protective=protective,
+                            sized_later=closes_position or order.quantity is None)
+
+    def _margin_problem(self, m: _Market, order: Order, open_qty: Decimal, price: Decimal) -> str | None:
+        notional = _C.multiply(open_qty, price)
+        fee = _C.multiply(notional, self.config.fees.taker)
+        required = _C.add(_C.divide(notional, Decimal(m.leverage)), fee)
+        available = self.available_margin()
+        if required > available:
+            return (f"order {order.id} needs margin {required.normalize():f} {self.config.currency} "
+                    f"but {available.normalize():f} is available")
+        return None
+
+    def _expire(self, order: Order, reason: str) -> None:
+        order.transition(OrderStatus.EXPIRED, self.clock.now())
+        self._touch(order)
+        self._emit(OrderExpired(self.clock.now(), order.id, order.symbol, reason))
+        self._fractions.pop(order.id, None)
+
+    def _cancel(self, order_id: str, reason: str) -> Order:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise NotFoundError("order", order_id, code="ORDER_NOT_FOUND")
+        order.transition(OrderStatus.CANCELLED, self.clock.now())  # raises on a terminal order
+        m = self.markets[order.symbol]
+        m.broker.cancel(order_id)
+        for key, w in list(m.protective.items()):
+            if w.order is order:
+                del m.protective[key]
+        self._touch(order)
+        self._emit(OrderCancelled(self.clock.now(), order.id, order.symbol, reason))
+        self._fractions.pop(order_id, None)
+        return order
+
+    def _close_position(self, symbol: str, quantity: Decimal | None, strategy: str | None,
+                        *, required: bool) -> Order | None:
+        m = self._market(symbol)
+        position = self.ledger.position(symbol)
+        if position is None:
+            if required:
+                raise NotFoundError("position", symbol, code="POSITION_NOT_FOUND")
+            return None
+        qty = position.quantity if quantity is None else min(quantity, position.quantity)
+        side = OrderSide.SELL if position.side is PositionSide.LONG else OrderSide.BUY
+        cmd = SubmitOrder(symbol=m.instrument.symbol, side=side, type=OrderType.MARKET, quantity=qty,
+                          reduce_only=True, strategy=strategy or position.strategy)
+        return self._submit(cmd)
+
+    def _close_all(self) -> list[Order]:
+        out = []
+        for symbol in list(self.ledger.account.positions):
+            order = self._close_position(symbol, None, None, required=False)
+            if order is not None:
+                out.append(order)
+        return out
+
+    def _panic(self, reason: str) -> list[Order]:
+        self.risk.engage_kill_switch(reason)
+        self._emit(RiskHalted(self.clock.now(), "KILL_SWITCH", reason))
+        for order in list(self.orders.values()):
+            if order.status.is_open and not order.reduce_only:
+                self._cancel(order.id, reason)
+        return self._close_all()
+
+    def _day(self) -> int:
+        clock = self.clock
+        if isinstance(clock, SimulatedClock):
+            return clock.ns // _DAY_NS
+        now = clock.now()
+        return now.toordinal()
+
+    # ------------------------------------------------------------------ fills
+
+    def _size_fraction(self, m: _Market, fraction: Decimal, price: Decimal, close_qty: Decimal) -> Decimal:
+        """Quantity affordable with ``fraction`` of the available margin at ``price``, fees included.
+
+        ``floor(available × f / (price × (1/leverage + taker fee)))`` lots — at leverage 1
+        exactly kernc/backtesting.py's ``int(margin_available × f // (price × (1 + commission)))``.
+        When the order first closes an opposite position (``close_qty``), the margin that
+        close frees and the P&L it realizes at ``price`` count as available.
+        """
+        rate = self.config.fees.taker
+        acct = self.ledger.account
+        marks = self.marks()
+        marks[m.instrument.symbol] = price
+        equity = acct.equity(marks)
+        used = acct.used_margin
+        if close_qty:
+            position = acct.positions[m.instrument.symbol]
+            equity = _C.subtract(equity, _C.multiply(_C.multiply(close_qty, price), rate))
+            used = _C.subtract(used, position.margin)
+        available = max(_C.subtract(_C.subtract(equity, used), acct.reserved_margin), ZERO)
+        lev = Decimal(m.leverage)
+        # lots ≤ available·f / (price·(1/lev + rate))  ⇔  lots ≤ available·f·lev / (price·(1 + lev·rate)); exact
+        lots = floor_div(_C.multiply(_C.multiply(available, fraction), lev),
+                         _C.multiply(_C.multiply(price, _C.add(ONE, _C.multiply(lev, rate))), m.lot))
+        return _C.multiply(Decimal(max(lots, 0)), m.lot)
+
+    def _book(self, m: _Market, match: Match) -> None:
+        """Turn a match into fills: size it, check margin, book it, manage brackets."""
+        w = match.working
+        order = w.order
+        price = self._price(m, match.price)
+        position = self.ledger.position(order.symbol)
+        closes = position is not None and PositionSide.of(order.side) is not position.side
+        if w.protective or order.reduce_only:
+            if not closes:
+                if order.status.is_open:
+                    self._cancel(order.id, "position already closed")
+                return
+            if order.quantity is None or w.sized_later:
+                qty = position.quantity  # type: ignore[union-attr]
+                if order.quantity is None:
+                    order.size(qty)
+                else:
+                    qty = min(qty, order.remaining_quantity)
+            else:
+                qty = min(_C.multiply(Decimal(match.lots), m.lot), position.quantity)  # type: ignore[union-attr]
+            self._fill(m, order, qty, price, match, w.reason)
+            return
+        fraction = self._fractions.pop(order.id, None)
+        if fraction is not None:
+            # a sized order first flattens an opposite position, then opens on what is left
+            close_qty = position.quantity if closes else ZERO  # type: ignore[union-attr]
+            new_qty = self._size_fraction(m, fraction, price, close_qty)
+            total = _C.add(close_qty, new_qty)
+            if total <= 0:
+                self._reject(order, INSUFFICIENT_BALANCE,
+                             f"not enough margin for one lot of {order.symbol} at {price}")
+                return
+            order.size(total)
+            self._fill(m, order, total, price, match, None)
+            return
+        qty = _C.multiply(Decimal(match.lots), m.lot)
+        close_qty = min(qty, position.quantity) if closes else ZERO  # type: ignore[union-attr]
+        open_qty = _C.subtract(qty, close_qty)
+        if open_qty > 0:
+            denied = None
+            if not closes and position is None:
+                denied = self.risk.check_open(day=self._day(), open_positions=len(self.ledger.account.positions),
+                                              adds_position=True)
+            problem = denied[1] if denied else self._margin_problem_after_close(m, order, close_qty, open_qty, price)
+            if problem is not None:
+                if order.status is OrderStatus.PARTIALLY_FILLED:
+                    self._cancel(order.id, problem)
+                else:
+                    self._reject(order, denied[0] if denied else INSUFFICIENT_BALANCE, problem)
+                return
+        self._fill(m, order, qty, price, match, None)
+
+    def _margin_problem_after_close(self, m: _Market, order: Order, close_qty: Decimal, open_qty: Decimal,
+                                    price: Decimal) -> str | None:
+        if not close_qty:
+            return self._margin_problem(m, order, open_qty, price)
+        # the closing part frees the position's margin and realizes its P&L first
+        position = self.ledger.position(order.symbol)
+        assert position is not None
+        freed = _C.add(position.margin, position.unrealized_pnl(price)) if close_qty == position.quantity else ZERO
+        notional = _C.multiply(open_qty, price)
+        required = _C.add(_C.divide(notional, Decimal(m.leverage)), _C.multiply(notional, self.config.fees.taker))
+        available = _C.add(self.available_margin(), freed)
+        if required > available:
+            return f"order {order.id} needs margin {required.normalize():f} but {available.normalize():f} is available"
+        return None
+
+    def _fill(self, m: _Market, order: Order, qty: Decimal, price: Decimal, match: Match,
+              reason: ExitReason | None) -> None:
+        now = self.clock.now()
+        fees = self.config.fees
+        rate = fees.maker if match.liquidity.value == "maker" else fees.taker
+        fee = _C.multiply(_C.multiply(qty, price), rate)
+        fill = Fill(self.ids.next("fill"), order.id, order.symbol, order.side, qty, price, fee,
+                    self.config.currency, now, match.liquidity, reason)
+        order.record_fill(qty, price, fee, now)
+        self._touch(order)
+        position_before = self.ledger.position(order.symbol)
+        events, touched, trips = self.ledger.apply_fill(fill, leverage=m.leverage, strategy=order.strategy,
+                                                        stop_loss=order.stop_loss)
+        self._emit(OrderFilled(now, fill, order.status, order.filled_quantity))
+        batch = self._batch
+        batch.fills.append(fill)
+        for event in events:
+            batch.events.append(event)
+        for p in touched:
+            if p not in batch.positions:
+                batch.positions.append(p)
+            if not p.is_open:
+                batch.closed_position_ids.append(p.id)
+        batch.trades.extend(trips)
+        if reason is ExitReason.LIQUIDATION and position_before is not None:
+            self._emit(PositionLiquidated(now, position_before.id, order.symbol, price))
+        day = self._day()
+        for trip in trips:
+            halted = self.risk.on_trade(trip, day)
+            if halted is not None:
+                self._emit(RiskHalted(now, halted[0], halted[1]))
+        self._after_position_change(m, order)
+        if m.ctx is not None:
+            for strategy in m.strategies:
+                strategy.on_fill(m.ctx, fill)
+
+    def _after_position_change(self, m: _Market, order: Order) -> None:
+        """Keep a position's stop loss, take profit and liquidation orders in step with it."""
+        position = self.ledger.position(order.symbol)
+        if position is None:
+            for key in list(m.protective):
+                w = m.protective.pop(key)
+                if w.order.status.is_open:
+                    self._cancel(w.order.id, "position closed")
+            return
+        if not order.reduce_only and PositionSide.of(order.side) is position.side:
+            if order.stop_loss is not None:
+                position.stop_loss = order.stop_loss
+                self._protect(m, position, "sl", OrderType.STOP_MARKET, order.stop_loss, ExitReason.STOP_LOSS)
+            if order.take_profit is not None:
+                position.take_profit = order.take_profit
+                self._protect(m, position, "tp", OrderType.LIMIT, order.take_profit, ExitReason.TAKE_PROFIT)
+        if self.config.liquidation and (m.leverage > 1 or m.instrument.kind is InstrumentKind.PERPETUAL
+                                        or position.side is PositionSide.SHORT):
+            liq = position.liquidation_price(self.config.maintenance_margin_rate)
+            if liq is not None:
+                rounding = ROUND_CEILING if position.side is PositionSide.LONG else ROUND_FLOOR
+                liq_price = _C.multiply(Decimal(self._ticks(m, liq, rounding)), m.tick)
+                if liq_price > 0:
+                    self._protect(m, position, "liq", OrderType.STOP_MARKET, liq_price, ExitReason.LIQUIDATION)
+
+    def _protect(self, m: _Market, position: Position, key: str, kind: OrderType, price: Decimal,
+                 reason: ExitReason) -> None:
+        old = m.protective.pop(key, None)
+        if old is not None and old.order.status.is_open:
+            self._cancel(old.order.id, "replaced")
+        side = OrderSide.SELL if position.side is PositionSide.LONG else OrderSide.BUY
+        prefix = {"sl": "sl", "tp": "tp", "liq": "liq"}[key]
+        order = Order(
+            id=self.ids.next(prefix), symbol=position.symbol, side=side, type=kind, quantity=None,
+            equity_fraction=ONE, created_at=self.clock.now(),
+            price=price if kind is OrderType.LIMIT else None,
+            stop_price=price if kind is OrderType.STOP_MARKET else None,
+            reduce_only=True, strategy=position.strategy, tag=reason.value,
+        )
+        self.orders[order.id] = order
+        order.transition(OrderStatus.ACCEPTED, self.clock.now())
+        self._touch(order)
+        self._emit(OrderAccepted(self.clock.now(), order.id, order.symbol, order.side, order.type, ZERO))
+        w = self._working(m, order, reason=reason, protective=kind is OrderType.STOP_MARKET, closes_position=True)
+        m.protective[key] = w
+        m.broker.engine.add(w)
+        self._new_protective.append(w)
+
+    # ------------------------------------------------------------------ market data
+
+    def _process(self, m: _Market, matches: list[Match], expiries: list[Expiry], o: int, h: int, low: int) -> None:
+        self._new_protective = []
+        for match in matches:
+            if match.working.order.status.is_open:
+                self._book(m, match)
+        for e in expiries:
+            if e.working.order.status.is_open:
+                self._expire(e.working.order, e.reason)
+        # brackets opened by a fill at this bar's open get the rest of the same bar
+        rounds = 0
+        while self._new_protective and rounds < 3:
+            rounds += 1
+            fresh, self._new_protective = self._new_protective, []
+            extra = [w for w in fresh if w.order.status.is_open and w in m.broker.working]
+            if not extra:
+                break
+            engine = m.broker.engine
+            saved = engine.working
+            engine.working = extra
+            try:
+                more, _ = engine.on_bar(o, h, low, None)
+            finally:
+                remaining = [w for w in saved if w in engine.working or w not in extra]
+                engine.working = remaining
+            for match in more:
+                if match.working.order.status.is_open:
+                    self._book(m, match)
+
+    def run_bars(self, symbol: str, data: BarData, ticks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                 close_ns: np.ndarray) -> None:
+        """Run the event loop over pre-converted bars (a backtest).
+
+        ``ticks`` are int64 open/high/low/close arrays in ticks; ``close_ns`` the UTC close
+        time of each bar in ns. Strategies see bar ``i`` after it closed; their market
+        orders fill at bar ``i + 1``'s open.
+        """
+        m = self._market(symbol)
+        m.data = data
+        clock = self.clock
+        if not isinstance(clock, SimulatedClock):
+            raise InvalidInputError("run_bars needs a SimulatedClock", field="clock")
+        opens, highs, lows, closes = (a.tolist() for a in ticks)
+        open_ns = data.time_ns.tolist()
+        close_list = close_ns.tolist()
+        volumes = data.volume.tolist() if m.broker.engine.volume_limit is not None else None
+        strategies = m.strategies
+        for s in strategies:
+            s.prepare(data)
+        ctx = m.ctx
+        if ctx is not None:
+            clock.set_ns(open_ns[0]) if open_ns else None
+            for s in strategies:
+                s.on_start(ctx)
+        ledger = self.ledger
+        working = m.broker.engine.working
+        on_bar = m.broker.engine.on_bar
+        # the loop allocates many small acyclic objects; the cyclic GC only costs time here
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._loop(m, opens, highs, lows, closes, open_ns, close_list, volumes, strategies, ctx, ledger,
+                       working, on_bar)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        if ctx is not None:
+            for s in strategies:
+                s.on_stop(ctx)
+        self.flush()
+
+    def _loop(self, m, opens, highs, lows, closes, open_ns, close_list, volumes, strategies, ctx, ledger,
+              working, on_bar) -> None:
+        clock = self.clock
+        single = strategies[0].on_bar if len(strategies) == 1 else None
+        for i in range(len(opens)):
+            clock._ns = open_ns[i]  # monotonic by construction (checked by the backtest)
+            ledger.index = i
+            if working:
+                o = opens[i]
+                matches, expiries = on_bar(o, highs[i], lows[i], volumes[i] if volumes is not None else None)
+                if matches or expiries:
+                    self._process(m, matches, expiries, o, highs[i], lows[i])
+                working = m.broker.engine.working
+            m.last = closes[i]
+            clock._ns = close_list[i]
+            if ctx is not None:
+                ctx.i = i
+                if single is not None:
+                    single(ctx)
+                else:
+                    for s in strategies:
+                        s.on_bar(ctx)
+                working = m.broker.engine.working
+            if self._batch.events:
+                self.flush()
+
+    def on_bar(self, symbol: str, bar: Bar, close_at: datetime | None = None) -> None:
+        """Process one closed bar from a live or paper feed (same rules as :meth:`run_bars`)."""
+        m = self._market(symbol)
+        clock = self.clock
+        o, h, low, c = (self._ticks(m, x) for x in (bar.open, bar.high, bar.low, bar.close))
+        if isinstance(clock, SimulatedClock):
+            clock.set(bar.open_at)
+        self.ledger.index += 1
+        if m.broker.working:
+            matches, expiries = m.broker.on_bar(o, h, low, float(bar.volume))
+            self._process(m, matches, expiries, o, h, low)
+        m.last = c
+        if isinstance(clock, SimulatedClock) and close_at is not None:
+            clock.set(close_at)
+        buf = m._buffer
+        ns = int(bar.open_at.timestamp()) * 1_000_000_000
+        for k, v in enumerate((float(bar.open), float(bar.high), float(bar.low), float(bar.close),
+                               float(bar.volume), ns)):
+            buf[k].append(v)
+        m.data = BarData(*(np.asarray(b, dtype=np.float64) for b in buf[:5]),
+                         np.asarray(buf[5], dtype=np.int64))
+        if m.ctx is not None:
+            m.ctx.i = len(m.data) - 1
+            for s in m.strategies:
+                s.prepare(m.data)
+                s.on_bar(m.ctx)
+        self.flush()
+
+    def on_price(self, symbol: str, price: Decimal) -> None:
+        """Process a new last price (tick or quote): update the mark and match resting orders."""
+        m = self._market(symbol)
+        m.last = self._ticks(m, price)
+        if m.broker.working:
+            matches, expiries = m.broker.on_price(m.last)
+            self._process(m, matches, expiries, m.last, m.last, m.last)
+        self.flush()
+
+    def on_book(self, symbol: str, book: BookTop) -> None:
+        """Pass a top-of-book snapshot to the market's strategies (mid price becomes the mark)."""
+        m = self._market(symbol)
+        m.book = book
+        if book.best_bid is not None and book.best_ask is not None:
+            mid = _C.divide(_C.add(book.best_bid, book.best_ask), Decimal(2))
+            m.last = self._ticks(m, mid)
+            if m.broker.working:
+                matches, expiries = m.broker.on_price(m.last)
+                self._process(m, matches, expiries, m.last, m.last, m.last)
+        if m.ctx is not None:
+            for s in m.strategies:
+                s.on_book(m.ctx, book)
+        self.flush()
+
+    def close_at_last(self, symbol: str, reason: ExitReason = ExitReason.MANUAL) -> Order | None:
+        """Close the position in ``symbol`` now at the last price (end of a backtest); one batch."""
+        m = self._market(symbol)
+        order = self._close_position(symbol, None, None, required=False)
+        if order is not None and m.last is not None:
+            w = m.broker.cancel(order.id)
+            if w is not None:
+                w.reason = reason
+                self._book(m, Match(w, m.last, w.lots, Liquidity.TAKER))
+        self.flush()
+        return order
+
+    # ------------------------------------------------------------------ views
+
+    def position(self, symbol: str) -> Position | None:
+        return self.ledger.position(symbol)
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        return [o for o in self.orders.values() if o.status.is_open and (symbol is None or o.symbol == symbol)]
+
+
+class _Context:
+    """The StrategyContext the kernel hands to strategies of one market."""
+
+    __slots__ = ("_k", "_m", "i", "_symbol", "_name")
+
+    def __init__(self, kernel: Kernel, market: _Market):
+        self._k = kernel
+        self._m = market
+        self.i = 0
+        self._symbol = market.instrument.symbol
+
+    @property
+    def now(self) -> datetime:
+        return self._k.clock.now()
+
+    @property
+    def data(self) -> BarData:
+        assert self._m.data is not None
+        return self._m.data
+
+    @property
+    def symbol(self) -> str:
+        return self._symbol
+
+    @property
+    def instrument(self) -> Instrument:
+        return self._m.instrument
+
+    @property
+    def book(self) -> BookTop | None:
+        return self._m.book
+
+    @property
+    def position(self) -> Position | None:
+        return self._k.ledger.account.positions.get(self._symbol)
+
+    @property
+    def position_quantity(self) -> Decimal:
+        p = self._k.ledger.account.positions.get(self._symbol)
+        return p.signed_quantity if p is not None else ZERO
+
+    @property
+    def last_price(self) -> Decimal | None:
+        return self._k.mark(self._symbol)
+
+    def equity(self) -> Decimal:
+        return self._k.equity()
+
+    def _strategy_name(self) -> str | None:
+        strategies = self._m.strategies
+        return strategies[0].name if strategies else None
+
+    def _order(self, side: OrderSide, quantity: Decimal | None, fraction: Decimal | None = None,
+               **kwargs: Any) -> str | None:
+        if quantity is None and fraction is None:
+            fraction = ONE
+        cmd = SubmitOrder(symbol=self._symbol, side=side, quantity=quantity, equity_fraction=fraction,
+                          strategy=self._strategy_name(), **kwargs)
+        order = self._k._submit(cmd)
+        return order.id
+
+    def buy(self, quantity: Decimal | None = None, fraction: Decimal | None = None, **kwargs: Any) -> str | None:
+        """Buy ``quantity`` (or ``fraction`` of available margin; all of it by default). kwargs as SubmitOrder."""
+        return self._order(OrderSide.BUY, quantity, fraction, **kwargs)
+
+    def sell(self, quantity: Decimal | None = None, fraction: Decimal | None = None, **kwargs: Any) -> str | None:
+        return self._order(OrderSide.SELL, quantity, fraction, **kwargs)
+
+    def close_position(self, quantity: Decimal | None = None) -> str | None:
+        order = self._k._close_position(self._symbol, quantity, self._strategy_name(), required=False)
+        return order.id if order is not None else None
+
+    def cancel(self, order_id: str) -> None:
+        self._k._cancel(order_id, "cancelled by strategy")
+
+    def size_for_risk(self, entry_price: Decimal, stop_price: Decimal) -> Decimal:
+        """Quantity risking the configured ``risk_per_trade`` of equity between entry and stop."""
+        fraction = self._k.risk.limits.risk_per_trade
+        if fraction is None:
+            raise InvalidInputError("risk_per_trade is not configured", field="risk_per_trade")
+        return size_for_risk(equity=self.equity(), risk_fraction=fraction, entry_price=entry_price,
+                             stop_price=stop_price, instrument=self._m.instrument,
+                             fee_rate=self._k.config.fees.taker)
+
+    def round_price(self, price: float | Decimal) -> Decimal:
+        value = price if isinstance(price, Decimal) else Decimal(repr(float(price)))
+        return self._m.instrument.round_price(value)
+
+
+__all__ = ["CommandResult", "FeeSchedule", "Kernel", "KernelConfig", "LIMIT", "STOP_MARKET"]

@@ -1,0 +1,127 @@
+"""Ports: the protocols the engine needs from the outside world.
+
+- :class:`Broker` executes orders (simulated in ``engine.matching``, a venue in ``adapters``).
+- :class:`Feed` delivers market data.
+- :class:`LedgerStore` persists the ledger: the kernel hands it **one** :class:`LedgerBatch`
+  per command (or per bar that changed anything), holding every order, fill, position,
+  balance and closed trade the command touched, so a database adapter can write it in one
+  transaction. A batch is complete: applying batches in order rebuilds the ledger.
+- :class:`EventBus` fans events out (WebSocket channels, Redis).
+
+Required methods are listed on each protocol; adapters may add more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from quantdesk.core.events import Event
+from quantdesk.core.market import Bar, BookTop, Tick
+from quantdesk.core.orders import Order
+from quantdesk.core.portfolio import Balance, Fill, Position, RoundTrip
+
+
+@dataclass(slots=True)
+class LedgerBatch:
+    """Everything one command changed. Orders and positions are the live objects at commit time.
+
+    ``positions`` holds changed positions, including ones just closed (no lots left; their
+    ids are also in ``closed_position_ids``). ``balances`` is the account's full balance
+    list after the command; ``equity`` the account equity at the command's marks.
+    """
+
+    sequence: int
+    orders: list[Order] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    closed_position_ids: list[str] = field(default_factory=list)
+    trades: list[RoundTrip] = field(default_factory=list)
+    balances: list[Balance] = field(default_factory=list)
+    equity: Decimal | None = None
+    events: list[Event] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.fills or self.positions or self.trades or self.events)
+
+
+@runtime_checkable
+class LedgerStore(Protocol):
+    """Persist ledger changes; ``commit`` is all-or-nothing for one batch."""
+
+    def commit(self, batch: LedgerBatch) -> None: ...
+
+
+@runtime_checkable
+class EventBus(Protocol):
+    """Publish engine events to subscribers; must not block the engine."""
+
+    def publish(self, event: Event) -> None: ...
+
+
+@runtime_checkable
+class Feed(Protocol):
+    """Market data for one instrument, in time order. Bars are delivered once closed."""
+
+    def __iter__(self) -> Iterator[Bar | Tick | BookTop]: ...
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """Execute orders. Simulated brokers match against the market data the kernel passes in.
+
+    Prices and quantities cross this port in the instrument's integer ticks and lots (see
+    ``engine.matching``); a venue adapter converts at its boundary.
+
+    Required:
+      ``submit(working, last)``  accept a working order; return a match if it executes now
+      ``cancel(order_id)``       remove a working order; return it, or None if unknown
+      ``on_bar(o, h, l, volume)`` match working orders against a bar; (matches, expiries)
+      ``on_price(last)``         match working orders against a last price; (matches, expiries)
+    """
+
+    def submit(self, working: object, last: int | None) -> object | None: ...
+
+    def cancel(self, order_id: str) -> object | None: ...
+
+    def on_bar(self, o: int, h: int, low: int, volume: float | None = None) -> tuple[list, list]: ...
+
+    def on_price(self, last: int) -> tuple[list, list]: ...
+
+
+class NullLedgerStore:
+    """Keep nothing (backtests that only need the result)."""
+
+    def commit(self, batch: LedgerBatch) -> None:
+        return None
+
+
+class MemoryLedgerStore:
+    """Keep every batch in memory (tests, and the default before a database is configured)."""
+
+    def __init__(self) -> None:
+        self.batches: list[LedgerBatch] = []
+
+    def commit(self, batch: LedgerBatch) -> None:
+        self.batches.append(batch)
+
+    def fills(self) -> Iterable[Fill]:
+        for batch in self.batches:
+            yield from batch.fills
+
+
+class NullEventBus:
+    def publish(self, event: Event) -> None:
+        return None
+
+
+class ListEventBus:
+    """Collect events in a list (tests, backtests that report events)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def publish(self, event: Event) -> None:
+        self.events.append(event)
