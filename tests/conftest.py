@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
+from kit.app import ADMIN_PASSWORD, PG_ADMIN_URL, REDIS_URL, Api, api_for, free_port, make_settings
 from quantdesk.app import build_runtime, create_app
 from quantdesk.settings import Settings
 
-ADMIN_PASSWORD = "admin-pass-123"
-PG_ADMIN_URL = os.environ.get("QD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("QD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+__all__ = ["ADMIN_PASSWORD", "Api", "api_for", "free_port", "make_settings"]
 
 
 def _pg_available() -> bool:
@@ -64,60 +61,14 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-def make_settings(tmp: Path, **overrides) -> Settings:
-    values = dict(
-        database_url=f"sqlite:///{tmp}/qd.db",
-        data_dir=tmp / "data",
-        secret_key_file=tmp / "secret.key",
-        admin_user="admin",
-        admin_password=ADMIN_PASSWORD,
-        rate_limit_read=0,
-        rate_limit_write=0,
-        rate_limit_backtest=0,
-    )
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
-class Api:
-    """An httpx client on the ASGI app plus helpers for credentials."""
-
-    def __init__(self, client: httpx.AsyncClient, app):
-        self.client = client
-        self.app = app
-
-    async def token(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:
-        r = await self.client.post("/api/v1/auth/login", json={"username": username, "password": password})
-        assert r.status_code == 200, r.text
-        return r.json()["access_token"]
-
-    async def auth(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
-        return {"Authorization": f"Bearer {await self.token(username, password)}"}
-
-    async def make_user(self, username: str, password: str = "user-pass-123", role: str = "user") -> dict[str, str]:
-        admin = await self.auth()
-        r = await self.client.post("/api/v1/auth/users", json={"username": username, "password": password, "role": role},
-                                   headers=admin)
-        assert r.status_code == 201, r.text
-        return await self.auth(username, password)
-
-
-async def _api_for(settings: Settings) -> AsyncIterator[Api]:
-    app = create_app(settings, build_runtime(settings))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Api(client, app)
-
-
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[Api]:
-    async for a in _api_for(settings):
+    async for a in api_for(settings):
         yield a
 
 
@@ -134,14 +85,8 @@ async def api_any_db(request, tmp_path: Path) -> AsyncIterator[Api]:
         settings = make_settings(tmp_path, database_url=url)
     else:
         settings = make_settings(tmp_path)
-    async for a in _api_for(settings):
+    async for a in api_for(settings):
         yield a
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -12,18 +12,34 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from quantdesk import __version__
+from quantdesk.adapters.bars.parquet import ParquetBarStore
 from quantdesk.adapters.bus.memory import InMemoryEventBus
 from quantdesk.adapters.db.accounts import SqlAccountStore
 from quantdesk.adapters.db.engine import make_engine, migrate, ping
+from quantdesk.adapters.db.jobs import SqlJobStore
+from quantdesk.adapters.executors.local import LocalExecutor
+from quantdesk.adapters.executors.resources import machine_resources
+from quantdesk.adapters.feeds.calendars import nse_session_rules
+from quantdesk.adapters.feeds.file import FileFeed
+from quantdesk.adapters.feeds.reference_data import builtin_instruments, reference_prices
+from quantdesk.adapters.feeds.sim import SimFeed
 from quantdesk.adapters.keyfile import load_or_create_secret
 from quantdesk.adapters.limits.memory import MemoryRateCounter
 from quantdesk.adapters.system import resource_figures
+from quantdesk.core.instruments import Venue
+from quantdesk.core.sessions import crypto_rules
 from quantdesk.services.accounts import AccountService
+from quantdesk.services.catalog import InstrumentCatalog
 from quantdesk.services.health import HealthService
+from quantdesk.services.jobs import JobService
+from quantdesk.services.marketdata import MarketDataService
 from quantdesk.settings import Settings
 from quantdesk.surfaces.breakout import errors as breakout_errors
 from quantdesk.surfaces.fluxscan import errors as fluxscan_errors
+from quantdesk.surfaces.fluxscan import market as fluxscan_market
 from quantdesk.surfaces.mlbackend import errors as ml_errors
+from quantdesk.surfaces.mlbackend import market as ml_market
+from quantdesk.surfaces.mlbackend import system as ml_system
 from quantdesk.surfaces.pystrategies import errors as pystrategies_errors
 from quantdesk.surfaces.scalper import errors as scalper_errors
 from quantdesk.surfaces.shared import accounts as accounts_routes
@@ -62,6 +78,8 @@ class Runtime:
     health: HealthService
     generated_admin_password: str | None = None
     closers: list = field(default_factory=list)
+    market: MarketDataService | None = None
+    jobs: JobService | None = None
 
 
 def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runtime:
@@ -91,7 +109,48 @@ def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runti
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=1)
         checks["redis"] = client.ping
     health = HealthService(__version__, checks, resource_figures)
-    return Runtime(settings, engine, accounts, bus, counter, health, generated)
+    market = build_market(settings)
+    jobs = _build_jobs(settings, engine, bus)
+    return Runtime(settings, engine, accounts, bus, counter, health, generated, jobs=jobs, market=market)
+
+
+def _build_jobs(settings: Settings, engine: Engine, bus: InMemoryEventBus) -> JobService:
+    """The job service on the local executor, or on Ray when QD_RAY_ADDRESS is set."""
+    if settings.ray_address:
+        from quantdesk.adapters.executors.ray import RayExecutor
+
+        ray_executor = RayExecutor(settings.ray_address)
+        # Ray admits by the cluster's resources (read once Ray is up), not this machine's
+        return JobService(SqlJobStore(engine), ray_executor, ray_executor.resources, bus)
+    return JobService(SqlJobStore(engine), LocalExecutor(), machine_resources, bus)
+
+
+def build_market(settings: Settings) -> MarketDataService:
+    """Market data: the instrument catalogue, the sim and file providers, the Parquet cache."""
+    catalog = InstrumentCatalog(builtin_instruments())
+    sessions = {Venue.CRYPTO: crypto_rules(), Venue.NSE: nse_session_rules(), Venue.BSE: nse_session_rules()}
+    providers: dict[str, object] = {
+        "sim": SimFeed(catalog.all(), seed=settings.sim_seed, sessions=sessions, reference_prices=reference_prices()),
+        "file": FileFeed(),
+    }
+    if settings.crypto_provider == "ccxt":
+        from quantdesk.adapters.feeds.ccxt_feed import CcxtFeed
+
+        providers["ccxt"] = CcxtFeed(settings.ccxt_exchange, base_url=settings.ccxt_base_url)
+    if settings.equity_provider == "yahoo":
+        from quantdesk.adapters.feeds.yahoo import YahooFeed
+
+        providers["yahoo"] = YahooFeed(settings.yahoo_base_url, sessions=sessions)
+    if settings.equity_provider == "openalgo":
+        from quantdesk.adapters.feeds.openalgo import OpenAlgoFeed
+
+        key = settings.openalgo_api_key.get_secret_value() if settings.openalgo_api_key else ""
+        providers["openalgo"] = OpenAlgoFeed(settings.openalgo_url, key)
+    venue_providers = {Venue.CRYPTO: settings.crypto_provider, Venue.NSE: settings.equity_provider,
+                       Venue.BSE: settings.equity_provider}
+    store = ParquetBarStore(settings.data_dir / "bars")
+    return MarketDataService(catalog, store, providers, default_provider="sim", sessions=sessions,
+                             venue_providers=venue_providers)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -107,9 +166,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await rt.bus.start()
+        if rt.jobs:
+            await rt.jobs.start()
         try:
             yield
         finally:
+            if rt.jobs:
+                await rt.jobs.stop()
             await rt.bus.close()
             close = getattr(rt.counter, "close", None)
             if close:
@@ -129,6 +192,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.accounts = rt.accounts
     app.state.health = rt.health
     app.state.bus = rt.bus
+    app.state.market = rt.market
+    app.state.jobs = rt.jobs
 
     errors = ErrorRouter()
     for module in (scalper_errors, fluxscan_errors, pystrategies_errors, breakout_errors, ml_errors):
@@ -139,6 +204,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(health_routes.router)
     app.include_router(accounts_routes.router)
     app.include_router(pages.router)
+    app.include_router(ml_market.router)
+    app.include_router(fluxscan_market.router)
+    app.include_router(ml_system.router)
     app.include_router(ws_routes.router)
     ws_settings = ws_routes.WsSettings()
     ws_settings.heartbeat_s = settings.ws_heartbeat_s

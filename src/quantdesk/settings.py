@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quantdesk.core.errors import ConfigError
@@ -28,6 +30,14 @@ class Settings(BaseSettings):
     rate_limit_backtest: int = Field(5, ge=0)
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="JSON/form bodies")
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="multipart uploads")
+    sim_seed: int = Field(7, description="seed of the deterministic simulated market")
+    crypto_provider: Literal["sim", "ccxt"] = Field("sim", description="bars for crypto pairs")
+    equity_provider: Literal["sim", "yahoo", "openalgo"] = Field("sim", description="bars for NSE/BSE stocks")
+    ccxt_exchange: str = Field("binance", description="ccxt exchange id for crypto bars")
+    ccxt_base_url: str | None = Field(None, description="override the exchange's REST URL (testnets, proxies)")
+    yahoo_base_url: str = "https://query1.finance.yahoo.com"
+    openalgo_url: str | None = Field(None, description="OpenAlgo server, e.g. http://127.0.0.1:5000")
+    openalgo_api_key: SecretStr | None = None
     ws_heartbeat_s: float = Field(30.0, gt=0, le=30, description="Breakout HEARTBEAT interval on /ws")
     ws_messages_per_minute: int = Field(100, ge=1)
     log_level: str = "INFO"
@@ -39,6 +49,12 @@ class Settings(BaseSettings):
         if not v.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return v
+
+    @model_validator(mode="after")
+    def _openalgo_needs_url(self) -> Settings:
+        if self.equity_provider == "openalgo" and not self.openalgo_url:
+            raise PydanticCustomError("openalgo", "QD_EQUITY_PROVIDER=openalgo needs QD_OPENALGO_URL")
+        return self
 
     @field_validator("log_level")
     @classmethod
@@ -54,5 +70,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = "QD_" + str(err["loc"][0]).upper() if err.get("loc") else "QD_?"
-        raise ConfigError(f"invalid setting {name}: {err['msg']} (got {err.get('input')!r})") from None
+        if not err.get("loc"):  # a rule across several settings: the message names them
+            raise ConfigError(f"invalid settings: {err['msg']}") from None
+        name = "QD_" + str(err["loc"][0]).upper()
+        shown = "***" if "password" in name.lower() or "key" in name.lower() else repr(err.get("input"))
+        raise ConfigError(f"invalid setting {name}: {err['msg']} (got {shown})") from None

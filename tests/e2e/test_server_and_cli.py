@@ -67,3 +67,41 @@ def test_first_start_without_password_generates_and_prints_it_once(tmp_path):
     second = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert "created admin user 'admin' with password" in first.stderr
     assert "password" not in second.stderr
+
+
+def test_cli_backtest_json_matches_backtesting_py_on_goog(tmp_path):
+    import json
+
+    from backtesting.test import GOOG
+
+    csv = tmp_path / "goog.csv"
+    GOOG.to_csv(csv)
+    r = run_cli(["backtest", "sma_cross", "--data", str(csv), "--param", "fast=10", "--param", "slow=20",
+                 "--cash", "10000", "--commission", "0.002", "--json", "--plot", str(tmp_path / "eq.png")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["trades"]) == 46
+    assert round(out["final_equity"], 2) == 63341.19  # backtesting.py 0.6.6's figure on the same run
+    for t in out["trades"]:
+        assert {"entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl"} <= set(t)
+    assert (tmp_path / "eq.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_backtest_bad_param_is_one_clear_line(tmp_path):
+    r = run_cli(["backtest", "sma_cross", "--symbol", "BTCUSDT", "--param", "fast=-3"], tmp_path)
+    assert r.returncode == 1 and "fast" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli(["backtest", "no_such_strategy"], tmp_path)
+    assert r.returncode == 1 and "no_such_strategy" in r.stderr
+
+
+def test_cli_data_import_reports_rejected_rows(tmp_path):
+    f = tmp_path / "acme.csv"
+    f.write_text("timestamp,open,high,low,close,volume\n2024-01-01,100,110,95,105,1000\n"
+                 "2024-01-02,105,104,100,103,1000\n")
+    r = run_cli(["data", "import", str(f), "--exchange", "NSE"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "1 bars accepted, 1 rejected" in r.stderr and "high below" in r.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    r = run_cli(["data", "import", str(bad)], tmp_path)
+    assert r.returncode == 1 and "lacks required column" in r.stderr

@@ -26,7 +26,9 @@ from quantdesk.services.ports import BarImporter, BarStore, HistoryProvider, Imp
 
 DEFAULT_LOOKBACK = 500
 MAX_LOOKBACK = 100_000
+MAX_RANGE_BARS = 1_100_000  # about two years of 1m bars; a wider request must be split
 _TICK = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _wall_clock() -> datetime:
@@ -75,6 +77,7 @@ class MarketDataService:
         default_provider: str = "sim",
         sessions: Mapping[Venue, SessionRules] | None = None,
         clock: Clock | Callable[[], datetime] = _wall_clock,
+        venue_providers: Mapping[Venue, str] | None = None,
     ):
         if default_provider not in providers:
             raise ConfigError(
@@ -84,6 +87,10 @@ class MarketDataService:
         self.store = store
         self.providers = dict(providers)
         self.default_provider = default_provider
+        self.venue_providers = dict(venue_providers or {})
+        for venue, name in self.venue_providers.items():
+            if name not in providers:
+                raise ConfigError(f"market-data provider {name!r} for {venue.value} is not among {sorted(providers)}")
         self.sessions = dict(sessions or {Venue.CRYPTO: crypto_rules(), Venue.NSE: nse_rules()})
         self._clock = clock.now if isinstance(clock, Clock) else clock
         self._imported: dict[str, str] = {}  # instrument key -> provider holding its imported bars
@@ -123,6 +130,13 @@ class MarketDataService:
                 field="start",
                 details={"start": start_at.isoformat(), "end": end_at.isoformat()},
             )
+        span = (min(end_at, now) - start_at) / tf.delta
+        if span > MAX_RANGE_BARS:
+            raise InvalidInputError(
+                f"the range {start_at.isoformat()} to {end_at.isoformat()} spans about {int(span):,} {tf.value} bars; "
+                f"ask for at most {MAX_RANGE_BARS:,} at a time (narrow start/end or use a coarser timeframe)",
+                field="start",
+            )
         frame = self._read_through(instrument, tf, start_at, end_at, now, provider)
         return frame.iloc[-int(limit) :] if limit else frame
 
@@ -154,6 +168,11 @@ class MarketDataService:
             else Timeframe.parse(timeframe, field="interval")
         )
         end_at = parse_when(end, field="end") or self._now()
+        imported = provider or self._imported.get(instrument.id.key)
+        if imported and imported not in (self.default_provider, *self.venue_providers.values()):
+            # a user's file ends when it ends: its last bars, however old, are the lookback
+            frame = self.store.read(imported, instrument.id.key, tf, _EPOCH, end_at)
+            return frame.iloc[-count:]
         start_at = lookback_start(self._rules(instrument), tf, end_at, count)
         return self.history(instrument, tf, start_at, end_at, provider=provider).iloc[-count:]
 
@@ -223,7 +242,12 @@ class MarketDataService:
         now: datetime,
         provider_name: str | None,
     ) -> pd.DataFrame:
-        name = provider_name or self._imported.get(instrument.id.key) or self.default_provider
+        name = (
+            provider_name
+            or self._imported.get(instrument.id.key)
+            or self.venue_providers.get(instrument.id.venue)
+            or self.default_provider
+        )
         provider = self.providers.get(name)
         if provider is None:
             raise InvalidInputError(

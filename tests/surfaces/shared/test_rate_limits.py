@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import _api_for, make_settings
+from kit.app import api_for, make_settings
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -20,7 +20,7 @@ async def limited_api(request, tmp_path: Path):
         redis.Redis.from_url(url).flushdb()
         extra["redis_url"] = url
     settings = make_settings(tmp_path, rate_limit_read=5, rate_limit_write=2, rate_limit_backtest=1, **extra)
-    async for a in _api_for(settings):
+    async for a in api_for(settings):
         yield a
 
 
@@ -73,8 +73,8 @@ async def test_redis_counts_are_shared_between_workers(tmp_path: Path, redis_url
     redis.Redis.from_url(redis_url).flushdb()
     settings = make_settings(tmp_path, rate_limit_read=3, redis_url=redis_url)
     # two apps = two server workers sharing one database and one Redis
-    async for one in _api_for(settings):
-        async for two in _api_for(settings):
+    async for one in api_for(settings):
+        async for two in api_for(settings):
             headers = await one.auth()
             statuses = []
             for client in (one.client, two.client, one.client, two.client):

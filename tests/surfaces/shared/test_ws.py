@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 import websockets
 
-from conftest import ADMIN_PASSWORD, free_port, make_settings
+from kit.app import ADMIN_PASSWORD, free_port, make_settings
 from quantdesk.adapters.bus.redis import RedisEventBus
 from quantdesk.app import build_runtime, create_app
 

@@ -6,6 +6,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -66,4 +67,28 @@ audit_log = Table(
     Column("user_id", Integer, nullable=True),
     Column("action", String(64), nullable=False),
     Column("detail", Text, nullable=True),
+)
+
+# Background jobs (backtests, scans, training...): see services/jobs.py. ``seq`` orders the queue FIFO.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("description", Text, nullable=False, default=""),
+    Column("reason", Text, nullable=True),
+    Column("runner", String(32), nullable=True),  # the dispatcher instance running it
+    Column("cpu_cores", Float, nullable=False),
+    Column("ram_gb", Float, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("completed_at", UtcDateTime, nullable=True),
 )

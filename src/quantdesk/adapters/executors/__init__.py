@@ -1,0 +1,1 @@
+"""Job executors: ``local`` (worker processes) and ``ray`` (Ray tasks), one interface."""

@@ -120,6 +120,9 @@ def validate_bars(raw: pd.DataFrame, *, assume_tz: str = "UTC") -> tuple[pd.Data
         norm = str(col).strip().lower()
         columns.setdefault(_SHORT.get(norm, norm), col)
     time_col = next((columns[n] for n in _TIME_NAMES if n in columns), None)
+    first = raw.columns[0] if len(raw.columns) else None
+    if time_col is None and first is not None and (str(first).strip() == "" or str(first).startswith("Unnamed")):
+        time_col = first  # a CSV written from a pandas frame: the index column has no header
     missing = [c for c in BAR_COLUMNS if c not in columns]
     if time_col is None:
         missing.insert(0, "timestamp")

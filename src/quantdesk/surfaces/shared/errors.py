@@ -48,7 +48,8 @@ def internal_error(request_id: str) -> QuantdeskError:
 
 def _detail_render(include_status: bool, validation_status: int) -> Renderer:
     def render(err: QuantdeskError, request_id: str) -> tuple[int, dict[str, Any]]:
-        status = validation_status if type(err) is InvalidInputError else err.status
+        # request-schema errors use the framework's status (422); rule violations found later are 400
+        status = validation_status if getattr(err, "from_schema", False) else err.status
         body: dict[str, Any] = {"detail": err.message}
         if include_status:
             body["status_code"] = status
@@ -117,7 +118,9 @@ def from_validation(exc: RequestValidationError) -> InvalidInputError:
             msg = f"{field}: {e.get('msg', 'invalid value')}"
         errors.setdefault(field, msg)
     first_field, first_msg = next(iter(errors.items()), ("body", "invalid request"))
-    return InvalidInputError(first_msg, field=first_field, errors=errors)
+    err = InvalidInputError(first_msg, field=first_field, errors=errors)
+    err.from_schema = True
+    return err
 
 
 def from_http(exc: StarletteHTTPException) -> QuantdeskError:
