@@ -14,6 +14,12 @@ submit orders, which work from the next bar (or fill at once on a paper broker).
 
 Everything a command (or a bar) changes is handed to the :class:`LedgerStore` as one
 :class:`LedgerBatch`, then its events go to the :class:`EventBus`.
+
+If the store refuses a batch: a command (:meth:`Kernel.handle`) is rolled back in memory —
+the kernel is left exactly as before it and the store's error propagates. A batch from
+market data (:meth:`Kernel.on_bar`, :meth:`Kernel.on_price`, ...) cannot be undone that
+way (strategies have seen it), so the kernel fails stop: it refuses every further command
+and bar with ``ENGINE_HALTED`` until :meth:`Kernel.restore` loads the store's state.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from quantdesk.core.market import Bar, BookTop
 from quantdesk.core.money import MONEY_CONTEXT, ONE, ZERO, floor_div
 from quantdesk.core.orders import Order, OrderSide, OrderStatus, OrderType, TimeInForce
 from quantdesk.core.portfolio import ExitReason, Fill, Liquidity, Position, PositionSide
+from quantdesk.engine import recovery
 from quantdesk.engine.clocks import SimulatedClock
 from quantdesk.engine.ledger import IdSequence, Ledger
 from quantdesk.engine.matching import (
@@ -66,7 +73,14 @@ from quantdesk.engine.matching import (
     WorkingOrder,
     kind_of,
 )
-from quantdesk.engine.ports import EventBus, LedgerBatch, LedgerStore, NullEventBus, NullLedgerStore
+from quantdesk.engine.ports import (
+    EventBus,
+    LedgerBatch,
+    LedgerSnapshot,
+    LedgerStore,
+    NullEventBus,
+    NullLedgerStore,
+)
 from quantdesk.engine.risk import RiskManager, size_for_risk
 from quantdesk.engine.strategy import BarData, Strategy
 
@@ -161,6 +175,8 @@ class Kernel:
         self._sequence = 0
         self._fractions: dict[str, Decimal] = {}
         self._new_protective: list[WorkingOrder] = []
+        # the store's error when a market-data batch could not be committed (fail-stop)
+        self.failure: BaseException | None = None
         # nobody listens (a plain backtest): skip building balance snapshots per batch
         self._quiet = type(self.store) is NullLedgerStore and type(self.bus) is NullEventBus
 
@@ -233,7 +249,11 @@ class Kernel:
         Business refusals (risk, margin, reduce-only without a position) are not raised: the
         returned order is ``rejected`` with ``reason_code`` and an event says why. Malformed
         input raises InvalidInputError; an unknown order or position raises NotFoundError.
+        If the store's commit raises, the kernel is rolled back to its state before the
+        command and the store's error propagates; nothing is published.
         """
+        self._check_running()
+        cp = None if self._quiet else recovery.checkpoint(self)
         start = len(self._batch.events)
         order: Order | None = None
         orders: list[Order] = []
@@ -262,8 +282,28 @@ class Kernel:
                 raise InvalidInputError(f"unknown command {type(command).__name__}", field="command")
         finally:
             events = list(self._batch.events[start:])
-            self.flush()
+            try:
+                self.flush()
+            except BaseException:
+                if cp is not None:
+                    recovery.rollback(self, cp)
+                    self.failure = None
+                raise
         return CommandResult(order, events, orders)
+
+    def restore(self, snapshot: LedgerSnapshot) -> None:
+        """Rebuild balances, positions, working orders, leverage and id counters from ``snapshot``.
+
+        Call after :meth:`add_market` for every traded symbol (ConfigError otherwise), before
+        any command; also the way out of a fail-stop. See :mod:`quantdesk.engine.recovery`.
+        """
+        recovery.restore(self, snapshot)
+
+    def _check_running(self) -> None:
+        if self.failure is not None:
+            raise ConflictError(
+                "the ledger store refused a commit; restore the kernel from the store before going on",
+                code="ENGINE_HALTED", details={"cause": type(self.failure).__name__})
 
     def submit(self, command: SubmitOrder) -> Order:
         """Shortcut: handle ``command`` and return its order."""
@@ -294,8 +334,12 @@ class Kernel:
         batch.equity = self.equity()
         seen: set[int] = set()
         batch.orders = [o for o in batch.orders if not (id(o) in seen or seen.add(id(o)))]  # type: ignore[func-returns-value]
-        self.store.commit(batch)
         self._batch = LedgerBatch(0)
+        try:
+            self.store.commit(batch)
+        except BaseException as exc:
+            self.failure = exc  # handle() clears this after rolling back
+            raise
         publish = self.bus.publish
         for event in batch.events:
             publish(event)
@@ -362,6 +406,8 @@ class Kernel:
             self._fractions[order.id] = order.equity_fraction
         w = self._working(m, order)
         match = m.broker.submit(w, m.last)
+        if w.triggered:
+            order.triggered = True  # a stop-limit that triggered and rests must stay triggered after a restart
         if match is not None:
             self._book(m, match)
         elif m.broker.config.immediate_market_fills and order.time_in_force is not TimeInForce.GTC \
@@ -664,6 +710,7 @@ class Kernel:
         time of each bar in ns. Strategies see bar ``i`` after it closed; their market
         orders fill at bar ``i + 1``'s open.
         """
+        self._check_running()
         m = self._market(symbol)
         m.data = data
         clock = self.clock
@@ -726,6 +773,7 @@ class Kernel:
 
     def on_bar(self, symbol: str, bar: Bar, close_at: datetime | None = None) -> None:
         """Process one closed bar from a live or paper feed (same rules as :meth:`run_bars`)."""
+        self._check_running()
         m = self._market(symbol)
         clock = self.clock
         o, h, low, c = (self._ticks(m, x) for x in (bar.open, bar.high, bar.low, bar.close))
@@ -735,6 +783,7 @@ class Kernel:
         if m.broker.working:
             matches, expiries = m.broker.on_bar(o, h, low, float(bar.volume))
             self._process(m, matches, expiries, o, h, low)
+            self._sync_triggers(m)
         m.last = c
         if isinstance(clock, SimulatedClock) and close_at is not None:
             clock.set(close_at)
@@ -754,15 +803,18 @@ class Kernel:
 
     def on_price(self, symbol: str, price: Decimal) -> None:
         """Process a new last price (tick or quote): update the mark and match resting orders."""
+        self._check_running()
         m = self._market(symbol)
         m.last = self._ticks(m, price)
         if m.broker.working:
             matches, expiries = m.broker.on_price(m.last)
             self._process(m, matches, expiries, m.last, m.last, m.last)
+            self._sync_triggers(m)
         self.flush()
 
     def on_book(self, symbol: str, book: BookTop) -> None:
         """Pass a top-of-book snapshot to the market's strategies (mid price becomes the mark)."""
+        self._check_running()
         m = self._market(symbol)
         m.book = book
         if book.best_bid is not None and book.best_ask is not None:
@@ -771,6 +823,7 @@ class Kernel:
             if m.broker.working:
                 matches, expiries = m.broker.on_price(m.last)
                 self._process(m, matches, expiries, m.last, m.last, m.last)
+                self._sync_triggers(m)
         if m.ctx is not None:
             for s in m.strategies:
                 s.on_book(m.ctx, book)
@@ -778,6 +831,7 @@ class Kernel:
 
     def close_at_last(self, symbol: str, reason: ExitReason = ExitReason.MANUAL) -> Order | None:
         """Close the position in ``symbol`` now at the last price (end of a backtest); one batch."""
+        self._check_running()
         m = self._market(symbol)
         order = self._close_position(symbol, None, None, required=False)
         if order is not None and m.last is not None:
@@ -787,6 +841,13 @@ class Kernel:
                 self._book(m, Match(w, m.last, w.lots, Liquidity.TAKER))
         self.flush()
         return order
+
+    def _sync_triggers(self, m: _Market) -> None:
+        # stop-limits triggered by this price but still resting: persist the flag with the order
+        for w in m.broker.engine.working:
+            if w.triggered and not w.order.triggered:
+                w.order.triggered = True
+                self._touch(w.order)
 
     # ------------------------------------------------------------------ views
 

@@ -38,6 +38,20 @@ class IdSequence:
     def factory(self, prefix: str) -> Callable[[], str]:
         return lambda: self.next(prefix)
 
+    def counters(self) -> dict[str, int]:
+        """The highest number used per prefix (a copy)."""
+        return dict(self._n)
+
+    def advance(self, counters: dict[str, int]) -> None:
+        """Continue after ``counters`` (prefix → highest used): never hand out those ids again."""
+        for prefix, n in counters.items():
+            if n > self._n.get(prefix, 0):
+                self._n[prefix] = n
+
+    def reset(self, counters: dict[str, int]) -> None:
+        """Set the counters exactly (rolling back a failed command)."""
+        self._n = dict(counters)
+
 
 class Ledger:
     """Positions, balances, fills and closed trades of one account."""

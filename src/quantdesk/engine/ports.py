@@ -6,6 +6,8 @@
   per command (or per bar that changed anything), holding every order, fill, position,
   balance and closed trade the command touched, so a database adapter can write it in one
   transaction. A batch is complete: applying batches in order rebuilds the ledger.
+- :class:`LedgerSource` gives back a :class:`LedgerSnapshot` (what a restarted kernel needs,
+  see ``Kernel.restore``).
 - :class:`EventBus` fans events out (WebSocket channels, Redis).
 
 Required methods are listed on each protocol; adapters may add more.
@@ -52,6 +54,38 @@ class LedgerStore(Protocol):
     """Persist ledger changes; ``commit`` is all-or-nothing for one batch."""
 
     def commit(self, batch: LedgerBatch) -> None: ...
+
+
+@dataclass(slots=True)
+class LedgerSnapshot:
+    """The persisted state of one account, enough to rebuild a kernel after a restart.
+
+    ``wallets`` maps asset → wallet amount (free + locked); ``positions`` are the open
+    positions with their FIFO lots; ``open_orders`` are the working orders in creation order
+    (protective orders carry ids ``sl_n``/``tp_n``/``liq_n`` and their exit reason in ``tag``);
+    ``leverage`` maps symbol → leverage for new positions; ``id_counters`` maps id prefix →
+    the highest number used, so no id is reused; ``sequence`` is the last committed batch's;
+    ``trades`` the most recent closed trades, oldest first. All amounts exact Decimal.
+    """
+
+    currency: str
+    sequence: int = 0
+    wallets: dict[str, Decimal] = field(default_factory=dict)
+    deposited: Decimal = Decimal(0)
+    realized_pnl: Decimal = Decimal(0)
+    fees_paid: Decimal = Decimal(0)
+    positions: list[Position] = field(default_factory=list)
+    open_orders: list[Order] = field(default_factory=list)
+    leverage: dict[str, int] = field(default_factory=dict)
+    id_counters: dict[str, int] = field(default_factory=dict)
+    trades: list[RoundTrip] = field(default_factory=list)
+
+
+@runtime_checkable
+class LedgerSource(Protocol):
+    """Read back what a LedgerStore persisted."""
+
+    def load(self) -> LedgerSnapshot: ...
 
 
 @runtime_checkable

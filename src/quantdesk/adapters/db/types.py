@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.types import TypeDecorator
 
+# Wide enough for any engine value (the engine computes with 60 significant digits); used only to
+# normalise on read, so the ambient 28-digit context never rounds a stored amount.
+_READ_CONTEXT = Context(prec=200)
+
 
 class Money(TypeDecorator):
-    """Exact Decimal: NUMERIC(38, 18) on PostgreSQL, decimal text on SQLite (whose NUMERIC is a float)."""
+    """Exact Decimal: unconstrained NUMERIC on PostgreSQL, decimal text on SQLite (whose NUMERIC is a float).
+
+    Unconstrained because the ledger's pro-rata fee splits carry up to 60 significant digits;
+    NUMERIC(p, s) would round them.
+    """
 
     impl = String(64)
     cache_ok = True
 
     def load_dialect_impl(self, dialect):
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(Numeric(38, 18, asdecimal=True))
+            return dialect.type_descriptor(Numeric(asdecimal=True))
         return dialect.type_descriptor(String(64))
 
     def process_bind_param(self, value, dialect):
@@ -36,8 +44,10 @@ class Money(TypeDecorator):
         if value is None:
             return None
         d = Decimal(value) if not isinstance(value, Decimal) else value
-        # PostgreSQL pads to 18 places; give back the shortest exact form, never exponent notation
-        return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
+        # give back the shortest exact form (no trailing zeros), never exponent notation for integers
+        if d == d.to_integral_value():
+            return d.quantize(Decimal(1), context=_READ_CONTEXT)
+        return d.normalize(context=_READ_CONTEXT)
 
 
 class UtcDateTime(TypeDecorator):
