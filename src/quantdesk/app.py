@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from quantdesk.adapters.bars.parquet import ParquetBarStore
 from quantdesk.adapters.bus.memory import InMemoryEventBus
 from quantdesk.adapters.db.accounts import SqlAccountStore
 from quantdesk.adapters.db.engine import make_engine, migrate, ping
+from quantdesk.adapters.db.fluxscan import SqlFluxScanStore
 from quantdesk.adapters.db.jobs import SqlJobStore
 from quantdesk.adapters.executors.local import LocalExecutor
 from quantdesk.adapters.executors.resources import machine_resources
@@ -25,11 +28,17 @@ from quantdesk.adapters.feeds.reference_data import builtin_instruments, referen
 from quantdesk.adapters.feeds.sim import SimFeed
 from quantdesk.adapters.keyfile import load_or_create_secret
 from quantdesk.adapters.limits.memory import MemoryRateCounter
+from quantdesk.adapters.sandbox.scanner_runner import ScannerRunner
+from quantdesk.adapters.scheduling.timed_jobs import ApsJobScheduler
 from quantdesk.adapters.system import resource_figures
 from quantdesk.core.instruments import Venue
 from quantdesk.core.sessions import crypto_rules
 from quantdesk.services.accounts import AccountService
 from quantdesk.services.catalog import InstrumentCatalog
+from quantdesk.services.fluxscan import FluxScanService
+from quantdesk.services.fluxscan_bars import ScanBarsLoader
+from quantdesk.services.fluxscan_scans import ScanService
+from quantdesk.services.fluxscan_schedules import ScheduleService
 from quantdesk.services.health import HealthService
 from quantdesk.services.jobs import JobService
 from quantdesk.services.marketdata import MarketDataService
@@ -37,6 +46,8 @@ from quantdesk.settings import Settings
 from quantdesk.surfaces.breakout import errors as breakout_errors
 from quantdesk.surfaces.fluxscan import errors as fluxscan_errors
 from quantdesk.surfaces.fluxscan import market as fluxscan_market
+from quantdesk.surfaces.fluxscan import routes as fluxscan_routes
+from quantdesk.surfaces.fluxscan import socketio as fluxscan_socketio
 from quantdesk.surfaces.mlbackend import errors as ml_errors
 from quantdesk.surfaces.mlbackend import market as ml_market
 from quantdesk.surfaces.mlbackend import system as ml_system
@@ -80,6 +91,17 @@ class Runtime:
     closers: list = field(default_factory=list)
     market: MarketDataService | None = None
     jobs: JobService | None = None
+    fluxscan: FluxScanParts | None = None
+
+
+@dataclass
+class FluxScanParts:
+    """FluxScan's services and the warm scanner sandbox they share (started lazily by the first scan)."""
+
+    service: FluxScanService
+    scans: ScanService
+    schedules: ScheduleService
+    runner: ScannerRunner
 
 
 def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runtime:
@@ -111,7 +133,31 @@ def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runti
     health = HealthService(__version__, checks, resource_figures)
     market = build_market(settings)
     jobs = _build_jobs(settings, engine, bus)
-    return Runtime(settings, engine, accounts, bus, counter, health, generated, jobs=jobs, market=market)
+    fluxscan = _build_fluxscan(engine, market, bus)
+    return Runtime(settings, engine, accounts, bus, counter, health, generated, jobs=jobs, market=market,
+                   fluxscan=fluxscan)
+
+
+def _openalgo_ping(base_url: str, api_key: str) -> tuple[bool, str]:
+    from quantdesk.adapters.feeds.openalgo import OpenAlgoFeed
+
+    feed = OpenAlgoFeed(base_url, api_key, max_attempts=1, timeout_s=5.0)
+    try:
+        return feed.ping()
+    finally:
+        feed.close()
+
+
+def _build_fluxscan(engine: Engine, market: MarketDataService, bus: InMemoryEventBus) -> FluxScanParts:
+    """FluxScan: SQL store, the scanner sandbox pool (one per server), scans and APScheduler schedules."""
+    store = SqlFluxScanStore(engine)
+    service = FluxScanService(store, market, probe=_openalgo_ping)
+    runner = ScannerRunner(workers=max(1, min(4, os.cpu_count() or 1)), per_symbol_timeout_s=5.0,
+                           memory_limit_mb=1024)
+    scans = ScanService(store, service, runner, bus, ScanBarsLoader(market))
+    rules = market.sessions.get(Venue.NSE) or nse_session_rules()
+    schedules = ScheduleService(store, service, scans, ApsJobScheduler(), rules)
+    return FluxScanParts(service, scans, schedules, runner)
 
 
 def _build_jobs(settings: Settings, engine: Engine, bus: InMemoryEventBus) -> JobService:
@@ -168,9 +214,18 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         await rt.bus.start()
         if rt.jobs:
             await rt.jobs.start()
+        if rt.fluxscan:
+            rt.fluxscan.scans.start(asyncio.get_running_loop())
+            await asyncio.to_thread(rt.fluxscan.schedules.start)
+            await fluxscan_socket.start()
         try:
             yield
         finally:
+            if rt.fluxscan:
+                await fluxscan_socket.stop()
+                rt.fluxscan.schedules.stop()
+                await asyncio.to_thread(rt.fluxscan.scans.close)
+                await asyncio.to_thread(rt.fluxscan.runner.close)
             if rt.jobs:
                 await rt.jobs.stop()
             await rt.bus.close()
@@ -194,6 +249,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.bus = rt.bus
     app.state.market = rt.market
     app.state.jobs = rt.jobs
+    if rt.fluxscan:
+        app.state.fluxscan = rt.fluxscan.service
+        app.state.fluxscan_scans = rt.fluxscan.scans
+        app.state.fluxscan_schedules = rt.fluxscan.schedules
+        fluxscan_socket = fluxscan_socketio.FluxScanSocket(rt.accounts, rt.fluxscan.scans, rt.bus)
+        app.state.fluxscan_socket = fluxscan_socket
 
     errors = ErrorRouter()
     for module in (scalper_errors, fluxscan_errors, pystrategies_errors, breakout_errors, ml_errors):
@@ -206,6 +267,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(ml_market.router)
     app.include_router(fluxscan_market.router)
+    app.include_router(fluxscan_routes.router)
     app.include_router(ml_system.router)
     app.include_router(ws_routes.router)
     ws_settings = ws_routes.WsSettings()
@@ -226,4 +288,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         max_upload_bytes=settings.max_upload_bytes,
         run_sync=run_in_threadpool,
     )
+    if rt.fluxscan:  # outermost: Socket.IO authenticates in its own connect handler
+        app.add_middleware(fluxscan_socketio.SocketIOMount, socket=fluxscan_socket)
     return app

@@ -97,6 +97,8 @@ jobs = Table(
     Column("completed_at", UtcDateTime, nullable=True),
 )
 
+# FluxScan tables live in their own module on the same metadata (imported here so migrations see them).
+from quantdesk.adapters.db import fluxscan_tables  # noqa: E402, F401
 
 # ======================================================================================
 # Trading ledger (adapters/db/ledger.py). One row per trading account; every other trading

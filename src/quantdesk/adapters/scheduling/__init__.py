@@ -1,0 +1,1 @@
+"""Timed execution of callbacks (APScheduler)."""

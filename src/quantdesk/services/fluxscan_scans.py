@@ -1,0 +1,361 @@
+"""FluxScan scans: run a scanner over a watchlist, with live progress, cancel, results and export.
+
+Execution model (one machine): a scan runs on a thread of the server process that loads the
+bars (:class:`~quantdesk.services.fluxscan_bars.ScanBarsLoader`) and hands them, in chunks of
+about a tenth of the watchlist, to the injected :class:`ScannerExecutor` (the warm sandbox
+pool; user code never runs in the server process). After each chunk its results are stored
+in one insert and the signal count advances; progress is published per symbol on the bus
+topic ``fluxscan.scan.<id>`` as ``{"type": "scan_progress" | "scan_complete", "owner_id",
+"data"}``. A scan is recorded in its own table (not as a JobService job: the job executor
+would run it in a worker process with a second sandbox pool per job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time as monotonic
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from quantdesk.core.errors import ConflictError, InvalidInputError, NotFoundError
+from quantdesk.core.market import Timeframe
+from quantdesk.services.accounts import Principal
+from quantdesk.services.fluxscan import FluxScanService
+from quantdesk.services.fluxscan_bars import ScanBarsLoader, slice_bars
+from quantdesk.services.fluxscan_ports import (
+    FINISHED_SCANS,
+    FluxScanStore,
+    NewResult,
+    ResultFilter,
+    Scan,
+    Scanner,
+    ScanResult,
+    ScanStatus,
+    Watchlist,
+)
+from quantdesk.services.scanner_code import ScannerExecutor, SymbolResult
+
+log = logging.getLogger(__name__)
+
+TOPIC_PREFIX = "fluxscan.scan."
+MAX_RUNNING_SCANS = 10
+MAX_EXPORT_ROWS = 100_000
+MAX_TEST_SYMBOLS = 50
+RESTART_REASON = "server restarted while the scan was running"
+IST = ZoneInfo("Asia/Kolkata")
+
+
+class BusPort(Protocol):
+    async def publish(self, topic: str, message: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class _Live:
+    scan: Scan
+    cancel: threading.Event
+    thread: threading.Thread | None = None
+    done: int = 0
+    signals: int = 0
+    symbol: str | None = None
+    last_pct: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ResultPage:
+    """One page of results with the reference's pagination fields."""
+
+    items: list[ScanResult]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def total_pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page)) if self.total else 0
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.total_pages
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+
+@dataclass(frozen=True, slots=True)
+class TestOutcome:
+    """A scanner test run: one result per symbol (with last ``price``) and wall-clock seconds."""
+
+    results: list[tuple[SymbolResult, float | None]]
+    execution_time: float
+
+
+def day_bounds(start_date: date | None, end_date: date | None) -> tuple[datetime | None, datetime | None]:
+    """UTC bounds of IST days ``start_date``..``end_date`` inclusive; InvalidInputError if reversed."""
+    if start_date and end_date and start_date > end_date:
+        raise InvalidInputError(f"start_date {start_date} is after end_date {end_date}", field="start_date")
+    start = datetime.combine(start_date, time(), tzinfo=IST).astimezone(UTC) if start_date else None
+    end = (datetime.combine(end_date + timedelta(days=1), time(), tzinfo=IST).astimezone(UTC)
+           if end_date else None)
+    return start, end
+
+
+class ScanService:
+    """Start, follow, cancel and read scans; ports (store, executor, bus) are injected."""
+
+    def __init__(self, store: FluxScanStore, fluxscan: FluxScanService, executor: ScannerExecutor, bus: BusPort,
+                 loader: ScanBarsLoader, *, default_lookback: int = 250,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.store = store
+        self.fluxscan = fluxscan
+        self.executor = executor
+        self.bus = bus
+        self.loader = loader
+        self.default_lookback = default_lookback
+        self._now = now
+        self._live: dict[int, _Live] = {}
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Fail scans a previous process left running and publish on ``loop`` from now on."""
+        self._loop = loop
+        count = self.store.fail_unfinished_scans(RESTART_REASON, self._now())
+        if count:
+            log.warning("%d scan(s) were running when the server stopped; marked failed", count)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Cancel running scans and wait for their threads."""
+        with self._lock:
+            lives = list(self._live.values())
+        for live in lives:
+            live.cancel.set()
+        for live in lives:
+            if live.thread is not None:
+                live.thread.join(timeout_s)
+        self._loop = None
+
+    # ---- commands ----------------------------------------------------------------------
+    def start_scan(self, principal: Principal, scanner_id: int, watchlist_id: int,
+                   parameters: dict[str, Any] | None = None) -> Scan:
+        """Start a scan of the caller's scanner over the caller's watchlist; return it running.
+
+        Raises NotFoundError (scanner or watchlist not the caller's), InvalidInputError (empty
+        watchlist, inactive scanner, bad ``lookback_days``/``timeframe``), ConflictError when
+        :data:`MAX_RUNNING_SCANS` scans are running.
+        """
+        scanner = self.fluxscan.scanner_of(principal, scanner_id)
+        watchlist = self.fluxscan.watchlist_of(principal, watchlist_id)
+        return self.launch(principal.user_id, scanner, watchlist, parameters or {})
+
+    def launch(self, owner_id: int, scanner: Scanner, watchlist: Watchlist, parameters: dict[str, Any],
+               schedule_id: int | None = None) -> Scan:
+        """Start a scan for ``owner_id`` (ownership already checked; schedules call this)."""
+        if not scanner.is_active:
+            raise InvalidInputError(f"scanner {scanner.id} is inactive; activate it to run scans", field="scanner_id")
+        if not watchlist.symbols:
+            raise InvalidInputError(f"watchlist {watchlist.id} has no symbols", field="watchlist_id")
+        params = {**scanner.parameters, **parameters}
+        timeframe, lookback = self._bar_request(params)
+        with self._lock:
+            if len(self._live) >= MAX_RUNNING_SCANS:
+                raise ConflictError(f"{MAX_RUNNING_SCANS} scans are already running; wait for one to finish",
+                                    code="TOO_MANY_SCANS")
+            now = self._now()
+            scan = self.store.add_scan({
+                "owner_id": owner_id, "scanner_id": scanner.id, "watchlist_id": watchlist.id,
+                "schedule_id": schedule_id, "scanner_name": scanner.name, "watchlist_name": watchlist.name,
+                "status": ScanStatus.RUNNING, "total_symbols": len(watchlist.symbols), "parameters": params,
+                "created_at": now, "started_at": now, "progress": 0.0,
+            })
+            live = _Live(scan, threading.Event())
+            self._live[scan.id] = live
+        live.thread = threading.Thread(
+            target=self._execute, args=(live, scanner.code, params, watchlist, timeframe, lookback),
+            name=f"scan-{scan.id}", daemon=True)
+        live.thread.start()
+        return scan
+
+    def _bar_request(self, params: dict[str, Any]) -> tuple[Timeframe, int]:
+        raw = params.get("lookback_days", params.get("lookback_bars", self.default_lookback))
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not 2 <= int(raw) <= 5000:
+            raise InvalidInputError(f"lookback_days {raw!r} must be a whole number from 2 to 5000",
+                                    field="parameters.lookback_days")
+        timeframe = Timeframe.parse(str(params.get("timeframe", "1d")), field="parameters.timeframe")
+        return timeframe, int(raw)
+
+    def cancel_scan(self, principal: Principal, scan_id: int) -> Scan:
+        """Cancel a running scan (it stops within about a second); ConflictError when it has finished."""
+        scan = self._scan_of(principal, scan_id)
+        with self._lock:
+            live = self._live.get(scan.id)
+        if live is None or scan.status in FINISHED_SCANS:
+            raise ConflictError(f"scan {scan_id} is already {scan.status.value}; only running scans can be cancelled",
+                                code="SCAN_FINISHED")
+        live.cancel.set()
+        return replace(scan, status=ScanStatus.CANCELLED)
+
+    # ---- queries -----------------------------------------------------------------------
+    def _scan_of(self, principal: Principal, scan_id: int) -> Scan:
+        scan = self.store.get_scan(scan_id)
+        if scan is None or scan.owner_id != principal.user_id:
+            raise NotFoundError("scan", scan_id)
+        return scan
+
+    def scan_status(self, principal: Principal, scan_id: int) -> Scan:
+        """The scan with live progress while it runs (NotFoundError if not the caller's)."""
+        scan = self._scan_of(principal, scan_id)
+        with self._lock:
+            live = self._live.get(scan_id)
+            if live is not None and scan.status is ScanStatus.RUNNING:
+                return replace(scan, progress=float(live.done * 100 // max(1, scan.total_symbols)),
+                               symbols_scanned=live.done, signals_found=live.signals)
+        return scan
+
+    def wait(self, scan_id: int, timeout_s: float = 60.0) -> Scan:
+        """Block until the scan's thread has finished; return the stored scan (TimeoutError otherwise)."""
+        with self._lock:
+            live = self._live.get(scan_id)
+        if live is not None and live.thread is not None:
+            live.thread.join(timeout_s)
+            if live.thread.is_alive():
+                raise TimeoutError(f"scan {scan_id} still running after {timeout_s} s")
+        scan = self.store.get_scan(scan_id)
+        if scan is None:
+            raise NotFoundError("scan", scan_id)
+        return scan
+
+    def list_results(self, principal: Principal, flt: ResultFilter, page: int, per_page: int) -> ResultPage:
+        """A page of the caller's results, newest first (``flt.owner_id`` is replaced by the caller's)."""
+        flt = replace(flt, owner_id=principal.user_id)
+        items, total = self.store.page_results(flt, (page - 1) * per_page, per_page)
+        return ResultPage(items, total, page, per_page)
+
+    def export_results(self, principal: Principal, flt: ResultFilter) -> list[ScanResult]:
+        """The caller's results matching ``flt``, oldest first (at most :data:`MAX_EXPORT_ROWS`)."""
+        return self.store.export_results(replace(flt, owner_id=principal.user_id), MAX_EXPORT_ROWS)
+
+    def test_scanner(self, principal: Principal, scanner_id: int, symbols: list[str] | None,
+                     parameters: dict[str, Any] | None) -> TestOutcome:
+        """Run a scanner on a few symbols now (nothing stored); ``execution_time`` in seconds end to end."""
+        started = monotonic.perf_counter()
+        scanner = self.fluxscan.scanner_of(principal, scanner_id)
+        exchange = self.fluxscan.get_settings(principal)["default_exchange"]
+        wanted = symbols or ["RELIANCE", "TCS", "INFY"]
+        if len(wanted) > MAX_TEST_SYMBOLS:
+            raise InvalidInputError(f"test at most {MAX_TEST_SYMBOLS} symbols, got {len(wanted)}", field="symbols")
+        bad = [s for s in wanted if not self.fluxscan.market.validate_symbol(s, exchange)]
+        if bad:
+            msg = f"unknown symbol(s) on {exchange}: {', '.join(bad)}"
+            raise InvalidInputError(msg, field="symbols", errors={"symbols": msg})
+        resolved = [self.fluxscan.market.resolve(s, exchange).symbol for s in wanted]
+        params = {**scanner.parameters, **(parameters or {})}
+        timeframe, lookback = self._bar_request(params)
+        bars, errors = self.loader.load(resolved, exchange, timeframe, lookback)
+        ran = {r.symbol: r for r in self.executor.run(scanner.code, params, bars)} if len(bars) else {}
+        prices = _last_closes(bars)
+        out = []
+        for sym in resolved:
+            result = ran.get(sym) or SymbolResult(sym, None, {}, errors.get(sym, "no data"), 0.0)
+            out.append((result, prices.get(sym)))
+        return TestOutcome(out, monotonic.perf_counter() - started)
+
+    # ---- the scan thread ---------------------------------------------------------------
+    def _execute(self, live: _Live, code: str, params: dict[str, Any], watchlist: Watchlist,
+                 timeframe: Timeframe, lookback: int) -> None:
+        scan = live.scan
+        status, error = ScanStatus.COMPLETED, None
+        try:
+            bars, load_errors = self.loader.load(list(watchlist.symbols), watchlist.exchange, timeframe, lookback)
+            failed = [self._row(scan, SymbolResult(s, None, {}, msg, 0.0), None) for s, msg in load_errors.items()]
+            self.store.add_results(failed)
+            with self._lock:
+                live.done += len(failed)
+            prices = _last_closes(bars)
+            total = len(bars)
+            chunk = max(10, math.ceil(total / 10))
+            for start in range(0, total, chunk):
+                if live.cancel.is_set():
+                    break
+                base = live.done
+                part = slice_bars(bars, start, min(total, start + chunk))
+
+                def progress(symbol: str, done: int, _total: int, base: int = base) -> None:
+                    self._progress(live, symbol, base + done)
+
+                results = self.executor.run(code, params, part, on_progress=progress, cancel=live.cancel)
+                rows = [self._row(scan, r, prices.get(r.symbol)) for r in results]
+                self.store.add_results(rows)
+                with self._lock:
+                    live.done = base + len(results)
+                    live.signals += sum(1 for r in results if r.signal is not None)
+                self._progress(live, live.symbol, live.done, force=True)
+            if live.cancel.is_set():
+                status = ScanStatus.CANCELLED
+        except Exception as exc:  # the scan boundary: fail this scan, keep the server
+            log.exception("scan %s failed", scan.id)
+            status, error = ScanStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        self._finish(live, status, error)
+
+    def _row(self, scan: Scan, r: SymbolResult, price: float | None) -> NewResult:
+        return NewResult(scan.id, scan.owner_id, scan.scanner_id, scan.scanner_name, r.symbol, r.signal,
+                         dict(r.metrics), price, r.error, self._now())
+
+    def _progress(self, live: _Live, symbol: str | None, done: int, force: bool = False) -> None:
+        total = max(1, live.scan.total_symbols)
+        with self._lock:
+            live.done = max(live.done, done)
+            live.symbol = symbol
+            pct = live.done * 100 // total
+            if pct == live.last_pct and not force:
+                return
+            live.last_pct = pct
+            data = {"scan_id": live.scan.id, "status": "running", "progress": pct, "symbol": symbol,
+                    "symbols_scanned": live.done, "total_symbols": live.scan.total_symbols,
+                    "signals_found": live.signals}
+        self._publish(live.scan, "scan_progress", data)
+
+    def _finish(self, live: _Live, status: ScanStatus, error: str | None) -> None:
+        scan = live.scan
+        with self._lock:
+            done, signals = live.done, live.signals
+        progress = 100.0 if status is ScanStatus.COMPLETED else float(done * 100 // max(1, scan.total_symbols))
+        try:
+            self.store.update_scan(scan.id, {
+                "status": status, "progress": progress, "symbols_scanned": done, "signals_found": signals,
+                "error": error, "completed_at": self._now(),
+            })
+        finally:
+            with self._lock:
+                self._live.pop(scan.id, None)
+        self._publish(scan, "scan_complete", {
+            "scan_id": scan.id, "status": status.value, "total_scanned": done, "symbols_scanned": done,
+            "total_symbols": scan.total_symbols, "signals_found": signals, "progress": progress, "error": error,
+        })
+
+    def _publish(self, scan: Scan, kind: str, data: dict[str, Any]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        message = {"type": kind, "owner_id": scan.owner_id, "data": data}
+        try:
+            asyncio.run_coroutine_threadsafe(self.bus.publish(f"{TOPIC_PREFIX}{scan.id}", message), loop)
+        except RuntimeError:  # the loop is shutting down; state is in the database
+            log.debug("could not publish %s for scan %s", kind, scan.id)
+
+
+def _last_closes(bars) -> dict[str, float]:
+    out = {}
+    close = bars.values[3] if len(bars) else None
+    for i, sym in enumerate(bars.symbols):
+        a, b = int(bars.offsets[i]), int(bars.offsets[i + 1])
+        if b > a:
+            out[sym] = float(close[b - 1])
+    return out
