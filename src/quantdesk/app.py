@@ -24,6 +24,7 @@ from quantdesk.adapters.executors.local import LocalExecutor
 from quantdesk.adapters.executors.resources import machine_resources
 from quantdesk.adapters.feeds.calendars import nse_session_rules
 from quantdesk.adapters.feeds.file import FileFeed
+from quantdesk.adapters.feeds.live_sim import LiveSimFeed
 from quantdesk.adapters.feeds.reference_data import builtin_instruments, reference_prices
 from quantdesk.adapters.feeds.sim import SimFeed
 from quantdesk.adapters.keyfile import load_or_create_secret
@@ -42,6 +43,7 @@ from quantdesk.services.fluxscan_schedules import ScheduleService
 from quantdesk.services.health import HealthService
 from quantdesk.services.jobs import JobService
 from quantdesk.services.marketdata import MarketDataService
+from quantdesk.services.trading import TradingConfig, TradingService, memory_ledger_stores
 from quantdesk.settings import Settings
 from quantdesk.surfaces.breakout import errors as breakout_errors
 from quantdesk.surfaces.fluxscan import errors as fluxscan_errors
@@ -53,6 +55,7 @@ from quantdesk.surfaces.mlbackend import market as ml_market
 from quantdesk.surfaces.mlbackend import system as ml_system
 from quantdesk.surfaces.pystrategies import errors as pystrategies_errors
 from quantdesk.surfaces.scalper import errors as scalper_errors
+from quantdesk.surfaces.scalper import routes as scalper_routes
 from quantdesk.surfaces.shared import accounts as accounts_routes
 from quantdesk.surfaces.shared import health as health_routes
 from quantdesk.surfaces.shared import pages
@@ -91,6 +94,7 @@ class Runtime:
     closers: list = field(default_factory=list)
     market: MarketDataService | None = None
     jobs: JobService | None = None
+    trading: TradingService | None = None
     fluxscan: FluxScanParts | None = None
 
 
@@ -133,9 +137,10 @@ def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runti
     health = HealthService(__version__, checks, resource_figures)
     market = build_market(settings)
     jobs = _build_jobs(settings, engine, bus)
+    trading = _build_trading(settings, market, bus, jobs)
     fluxscan = _build_fluxscan(engine, market, bus)
     return Runtime(settings, engine, accounts, bus, counter, health, generated, jobs=jobs, market=market,
-                   fluxscan=fluxscan)
+                   trading=trading, fluxscan=fluxscan)
 
 
 def _openalgo_ping(base_url: str, api_key: str) -> tuple[bool, str]:
@@ -158,6 +163,20 @@ def _build_fluxscan(engine: Engine, market: MarketDataService, bus: InMemoryEven
     rules = market.sessions.get(Venue.NSE) or nse_session_rules()
     schedules = ScheduleService(store, service, scans, ApsJobScheduler(), rules)
     return FluxScanParts(service, scans, schedules, runner)
+
+
+def _build_trading(settings: Settings, market: MarketDataService, bus: InMemoryEventBus,
+                   jobs: JobService) -> TradingService:
+    """Paper trading for every surface; swap ``ledger_stores`` for a database LedgerStore factory to persist."""
+    config = TradingConfig(initial_balance=settings.paper_initial_balance)
+    return TradingService(market, bus, config=config, ledger_stores=memory_ledger_stores, jobs=jobs)
+
+
+def _live_feed(settings: Settings, market: MarketDataService) -> LiveSimFeed | None:
+    """The simulated live feed of the crypto perpetuals (publishes market:/book:/bars: topics), if enabled."""
+    if not settings.live_feed_speed or settings.crypto_provider != "sim":
+        return None
+    return LiveSimFeed(market.providers["sim"], market.list_symbols(kind="perpetual"), speed=settings.live_feed_speed)
 
 
 def _build_jobs(settings: Settings, engine: Engine, bus: InMemoryEventBus) -> JobService:
@@ -214,6 +233,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         await rt.bus.start()
         if rt.jobs:
             await rt.jobs.start()
+        feed = _live_feed(settings, rt.market) if rt.market else None
+        tasks = [asyncio.create_task(feed.run(rt.bus), name="live-feed")] if feed else []
+        if rt.trading:
+            tasks.append(asyncio.create_task(rt.trading.run_market_data(), name="trading-market-data"))
         if rt.fluxscan:
             rt.fluxscan.scans.start(asyncio.get_running_loop())
             await asyncio.to_thread(rt.fluxscan.schedules.start)
@@ -226,6 +249,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 rt.fluxscan.schedules.stop()
                 await asyncio.to_thread(rt.fluxscan.scans.close)
                 await asyncio.to_thread(rt.fluxscan.runner.close)
+            if feed:
+                feed.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if rt.jobs:
                 await rt.jobs.stop()
             await rt.bus.close()
@@ -249,6 +277,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.bus = rt.bus
     app.state.market = rt.market
     app.state.jobs = rt.jobs
+    app.state.trading = rt.trading
     if rt.fluxscan:
         app.state.fluxscan = rt.fluxscan.service
         app.state.fluxscan_scans = rt.fluxscan.scans
@@ -269,6 +298,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(fluxscan_market.router)
     app.include_router(fluxscan_routes.router)
     app.include_router(ml_system.router)
+    app.include_router(scalper_routes.router)
     app.include_router(ws_routes.router)
     ws_settings = ws_routes.WsSettings()
     ws_settings.heartbeat_s = settings.ws_heartbeat_s

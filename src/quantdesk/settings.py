@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +32,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="JSON/form bodies")
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="multipart uploads")
     sim_seed: int = Field(7, description="seed of the deterministic simulated market")
+    live_feed_speed: float = Field(1.0, ge=0, description="simulated live crypto feed, x real time; 0 turns it off")
+    paper_initial_balance: Decimal = Field(Decimal(10_000), gt=0, description="USDT in a new paper account")
     crypto_provider: Literal["sim", "ccxt"] = Field("sim", description="bars for crypto pairs")
     equity_provider: Literal["sim", "yahoo", "openalgo"] = Field("sim", description="bars for NSE/BSE stocks")
     ccxt_exchange: str = Field("binance", description="ccxt exchange id for crypto bars")

@@ -23,27 +23,22 @@ from starlette.concurrency import run_in_threadpool
 from quantdesk.core.errors import AuthenticationError, InvalidInputError
 from quantdesk.core.instruments import parse_symbol
 from quantdesk.services.accounts import Principal
+from quantdesk.services.topics import PRIVATE_CHANNELS, market_topic, user_topic
 from quantdesk.surfaces.shared.auth import authenticate_push
 from quantdesk.surfaces.shared.responses import dumps
 
 log = logging.getLogger("quantdesk.ws")
 router = APIRouter()
 
-PRIVATE_CHANNELS = ("account", "orders", "positions", "signals")
 LOSSY_QUEUE = 256
 AUTH_TIMEOUT_S = 10.0
-
-
-def user_topic(user_id: int, channel: str) -> str:
-    """Bus topic carrying one user's private channel (``u7:orders``)."""
-    return f"u{user_id}:{channel}"
 
 
 def channel_topic(principal: Principal, channel: str) -> str:
     """Map a client's channel name to a bus topic, or raise InvalidInputError."""
     if channel.startswith("market:"):
         inst = parse_symbol(channel.split(":", 1)[1], field="channel")
-        return f"market:{inst.key}"
+        return market_topic(inst.key)
     if channel in PRIVATE_CHANNELS:
         return user_topic(principal.user_id, channel)
     if channel == "engine":
@@ -120,10 +115,10 @@ class Client:
                 waiters = [asyncio.ensure_future(s.get()) for s in self.subs.values()]
                 wake = asyncio.ensure_future(self._wake.wait())
                 done, pending = await asyncio.wait([*waiters, wake], return_when=asyncio.FIRST_COMPLETED)
-                for task in pending:
-                    task.cancel()
+                # a waiter may finish between wait() returning and cancel(): keep its message (lossless)
+                late = [task for task in pending if not task.cancel()]
                 self._wake.clear()
-                for task in done:
+                for task in [*done, *late]:
                     if task is not wake and not task.cancelled() and task.exception() is None:
                         await self.send(task.result()[1])
 
