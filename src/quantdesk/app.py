@@ -20,6 +20,7 @@ from quantdesk.adapters.db.accounts import SqlAccountStore
 from quantdesk.adapters.db.engine import make_engine, migrate, ping
 from quantdesk.adapters.db.fluxscan import SqlFluxScanStore
 from quantdesk.adapters.db.jobs import SqlJobStore
+from quantdesk.adapters.db.paper_accounts import SqlPaperAccounts
 from quantdesk.adapters.executors.local import LocalExecutor
 from quantdesk.adapters.executors.resources import machine_resources
 from quantdesk.adapters.feeds.calendars import nse_session_rules
@@ -43,7 +44,7 @@ from quantdesk.services.fluxscan_schedules import ScheduleService
 from quantdesk.services.health import HealthService
 from quantdesk.services.jobs import JobService
 from quantdesk.services.marketdata import MarketDataService
-from quantdesk.services.trading import TradingConfig, TradingService, memory_ledger_stores
+from quantdesk.services.trading import TradingConfig, TradingService
 from quantdesk.settings import Settings
 from quantdesk.surfaces.breakout import errors as breakout_errors
 from quantdesk.surfaces.fluxscan import errors as fluxscan_errors
@@ -137,7 +138,7 @@ def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runti
     health = HealthService(__version__, checks, resource_figures)
     market = build_market(settings)
     jobs = _build_jobs(settings, engine, bus)
-    trading = _build_trading(settings, market, bus, jobs)
+    trading = _build_trading(settings, engine, market, bus, jobs)
     fluxscan = _build_fluxscan(engine, market, bus)
     return Runtime(settings, engine, accounts, bus, counter, health, generated, jobs=jobs, market=market,
                    trading=trading, fluxscan=fluxscan)
@@ -165,11 +166,13 @@ def _build_fluxscan(engine: Engine, market: MarketDataService, bus: InMemoryEven
     return FluxScanParts(service, scans, schedules, runner)
 
 
-def _build_trading(settings: Settings, market: MarketDataService, bus: InMemoryEventBus,
+def _build_trading(settings: Settings, engine: Engine, market: MarketDataService, bus: InMemoryEventBus,
                    jobs: JobService) -> TradingService:
-    """Paper trading for every surface; swap ``ledger_stores`` for a database LedgerStore factory to persist."""
-    config = TradingConfig(initial_balance=settings.paper_initial_balance)
-    return TradingService(market, bus, config=config, ledger_stores=memory_ledger_stores, jobs=jobs)
+    """Paper trading for every surface, every command persisted before it is acknowledged."""
+    config = TradingConfig(initial_balance=settings.paper_initial_balance, offload_commands=True)
+    accounts = SqlPaperAccounts(engine)
+    return TradingService(market, bus, config=config, ledger_stores=accounts.ledger_store, accounts=accounts,
+                          trade_query=accounts, jobs=jobs)
 
 
 def _live_feed(settings: Settings, market: MarketDataService) -> LiveSimFeed | None:

@@ -62,7 +62,7 @@ from quantdesk.engine.clocks import WallClock
 from quantdesk.engine.kernel import INSUFFICIENT_BALANCE, FeeSchedule, Kernel, KernelConfig
 from quantdesk.engine.ledger import IdSequence
 from quantdesk.engine.matching import PaperBroker
-from quantdesk.engine.ports import LedgerStore, ListEventBus, MemoryLedgerStore
+from quantdesk.engine.ports import LedgerSnapshot, LedgerSource, LedgerStore, ListEventBus, MemoryLedgerStore
 from quantdesk.engine.strategy import create_strategy
 from quantdesk.services import push
 from quantdesk.services.accounts import Principal
@@ -152,7 +152,7 @@ class LedgerStoreFactory(Protocol):
 class TradeQuery(Protocol):
     """Closed trades of an account, oldest first (a database query once trades are persisted)."""
 
-    def closed_trades(self, account_id: str) -> Sequence[RoundTrip]: ...
+    def closed_trades(self, account: PaperAccount) -> Sequence[RoundTrip]: ...
 
 
 class ExchangeKeys(Protocol):
@@ -200,9 +200,8 @@ class AccountIds(IdSequence):
         self.number = number
 
     def next(self, prefix: str) -> str:
-        n = self._n.get(prefix, 0) + 1
-        self._n[prefix] = n
-        return f"{prefix}_{self.number}_{n}"
+        # counted under "ord_<number>", the prefix a stored id parses back to, so restores continue it
+        return super().next(f"{prefix}_{self.number}")
 
 
 # ---------------------------------------------------------------------------- the service
@@ -261,15 +260,28 @@ class TradingService:
             account = self._accounts.get_or_create(user_id, currency=cfg.currency, initial_balance=cfg.initial_balance,
                                                    now=self.clock.now(), exchange=cfg.exchange)
             events = ListEventBus()
+            store = self._ledger_stores(account)
             kernel = Kernel(
                 KernelConfig(cfg.currency, account.initial_balance, FeeSchedule(cfg.maker_fee, cfg.taker_fee),
                              default_leverage=cfg.default_leverage,
                              maintenance_margin_rate=cfg.maintenance_margin_rate),
-                clock=self.clock, store=self._ledger_stores(account), bus=events, ids=AccountIds(account.number),
+                clock=self.clock, store=store, bus=events, ids=AccountIds(account.number),
             )
             session = _Session(account, kernel, events, StrategyBook(cfg.default_strategies, self.clock))
+            if isinstance(store, LedgerSource):
+                self._restore(session, store.load())
             self._sessions[user_id] = session
         return session
+
+    def _restore(self, session: _Session, snapshot: LedgerSnapshot) -> None:
+        """Bring back what the account's store acknowledged: balances, positions, working orders, ids."""
+        if not snapshot.sequence:
+            return  # nothing was ever committed
+        symbols = ({p.symbol for p in snapshot.positions} | {o.symbol for o in snapshot.open_orders}
+                   | set(snapshot.leverage))
+        for symbol in sorted(symbols):
+            self._ensure_market(session, self.instrument(symbol))
+        session.kernel.restore(snapshot)
 
     def instrument(self, symbol: str) -> Instrument:
         """The perpetual future ``symbol`` names in any spelling; NotFoundError naming the symbol otherwise."""
@@ -470,7 +482,7 @@ class TradingService:
 
     def _trades(self, session: _Session) -> Sequence[RoundTrip]:
         if self._trade_query is not None:
-            return self._trade_query.closed_trades(session.account.id)
+            return self._trade_query.closed_trades(session.account)
         return session.kernel.ledger.trades
 
     async def trades(self, user_id: int, *, symbol: str | None = None, start: datetime | None = None,
