@@ -25,6 +25,7 @@ class Request:
     query: dict[str, str]
     body: bytes
     headers: dict[str, str]
+    raw_query: str = ""  # as sent, for fakes that verify a signature over it
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -136,6 +137,7 @@ class FakeServer:
                     query=dict(parse_qsl(parts.query, keep_blank_values=True)),
                     body=self.rfile.read(length) if length else b"",
                     headers={k.lower(): v for k, v in self.headers.items()},
+                    raw_query=parts.query,
                 )
                 response = fake._dispatch(request)
                 self.send_response(response.status)
@@ -145,7 +147,7 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(response.body)
 
-            do_GET = do_POST = _serve
+            do_GET = do_POST = do_DELETE = do_PUT = _serve
 
             def log_message(self, format: str, *args: object) -> None:  # keep pytest output clean
                 pass

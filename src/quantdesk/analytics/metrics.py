@@ -30,23 +30,34 @@ def drawdown(equity: np.ndarray) -> np.ndarray:
         return equity
     peak = np.maximum.accumulate(equity)
     with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peak > 0, equity / peak - 1.0, 0.0)
-    return dd
+        if peak[0] > 0 and peak[-1] > 0:
+            # the running peak never falls (NaN, once there, stays), so it is positive throughout
+            dd = np.divide(equity, peak, out=peak)
+            dd -= 1.0
+            return dd
+        return np.where(peak > 0, equity / peak - 1.0, 0.0)
 
 
 def max_drawdown(equity: np.ndarray) -> float:
     """Largest peak-to-trough loss as a positive fraction (0.25 = 25%)."""
-    dd = drawdown(equity)
-    return float(-dd.min()) if dd.size else 0.0
+    return _max_drawdown(drawdown(equity))
 
 
 def max_drawdown_duration(equity: np.ndarray) -> int:
     """Longest stretch, in bars, spent below a previous peak."""
-    under = drawdown(equity) < 0
-    if not under.any():
+    return _max_drawdown_duration(drawdown(equity))
+
+
+def _max_drawdown(dd: np.ndarray) -> float:
+    return float(-dd.min()) if dd.size else 0.0
+
+
+def _max_drawdown_duration(dd: np.ndarray) -> int:
+    # the longest run below the peak: the widest gap between consecutive bars at a peak
+    at_peak = np.flatnonzero(~(dd < 0))
+    if at_peak.size == dd.size:
         return 0
-    # length of the longest run of True: distance between consecutive "not under" positions
-    edges = np.flatnonzero(np.concatenate(([True], ~under, [True])))
+    edges = np.concatenate(([-1], at_peak, [dd.size]))
     return int(np.max(np.diff(edges)) - 1)
 
 
@@ -72,7 +83,8 @@ def equity_metrics(equity: np.ndarray, *, periods_per_year: float, years: float 
         downside = np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2))
         if downside > 0:
             sortino = rets.mean() / downside * math.sqrt(periods_per_year)
-    mdd = max_drawdown(equity)
+    dd = drawdown(equity)  # once: it is the costliest pass over a long curve
+    mdd = _max_drawdown(dd)
     calmar = cagr / mdd if cagr is not None and mdd > 0 else None
     return {
         "total_return_pct": _clean(total * 100),
@@ -82,7 +94,7 @@ def equity_metrics(equity: np.ndarray, *, periods_per_year: float, years: float 
         "sortino": _clean(sortino),
         "calmar": _clean(calmar),
         "max_drawdown_pct": _clean(mdd * 100),
-        "max_drawdown_duration_bars": max_drawdown_duration(equity),
+        "max_drawdown_duration_bars": _max_drawdown_duration(dd),
     }
 
 

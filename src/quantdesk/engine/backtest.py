@@ -12,7 +12,7 @@ equal to the data's printed prices.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,8 +25,7 @@ from quantdesk.analytics.metrics import SECONDS_PER_YEAR, equity_metrics, format
 from quantdesk.core.errors import InvalidInputError
 from quantdesk.core.instruments import Instrument, InstrumentKind, Venue, parse_symbol
 from quantdesk.core.money import MONEY_CONTEXT, to_decimal
-from quantdesk.core.orders import OrderSide
-from quantdesk.core.portfolio import ExitReason, Fill, PositionSide, RoundTrip
+from quantdesk.core.portfolio import ExitReason, Fill, RoundTrip
 from quantdesk.engine.clocks import SimulatedClock
 from quantdesk.engine.fastpath import run_fast
 from quantdesk.engine.kernel import FeeSchedule, Kernel, KernelConfig
@@ -96,21 +95,52 @@ class BacktestConfig:
             raise InvalidInputError("slippage cannot be negative", field="slippage_bps")
 
 
-@dataclass
 class BacktestResult:
-    """Trades, fills, equity curve and metrics of one run; exact money as Decimal."""
+    """Trades, fills, equity curve and metrics of one run; exact money as Decimal.
 
-    config: BacktestConfig
-    trades: list[RoundTrip]
-    equity: pd.Series
-    final_equity: Decimal
-    metrics: dict[str, Any]
-    fills: list[Fill]
-    bars: int
-    mode: str
-    entry_index: list[int]
-    exit_index: list[int]
-    open_position: dict[str, Any] | None = None
+    ``trades`` and ``fills`` may be built on first access (the fast path keeps its trades as
+    integer arrays until then); the values are the same either way.
+    """
+
+    def __init__(self, *, config: BacktestConfig, equity: pd.Series, final_equity: Decimal,
+                 metrics: dict[str, Any], bars: int, mode: str, entry_index: list[int], exit_index: list[int],
+                 open_position: dict[str, Any] | None = None, trades: list[RoundTrip] | None = None,
+                 fills: list[Fill] | None = None,
+                 build: Callable[[], tuple[list[RoundTrip], list[Fill]]] | None = None) -> None:
+        if (trades is None or fills is None) and build is None:
+            raise ValueError("BacktestResult needs trades and fills, or a builder for them")
+        self.config = config
+        self.equity = equity
+        self.final_equity = final_equity
+        self.metrics = metrics
+        self.bars = bars
+        self.mode = mode
+        self.entry_index = entry_index
+        self.exit_index = exit_index
+        self.open_position = open_position
+        self._trades = trades
+        self._fills = fills
+        self._build = build if trades is None or fills is None else None
+
+    def _materialise(self) -> None:
+        build = self._build
+        if build is not None:
+            self._trades, self._fills = build()
+            self._build = None
+
+    @property
+    def trades(self) -> list[RoundTrip]:
+        self._materialise()
+        return self._trades  # type: ignore[return-value]
+
+    @property
+    def fills(self) -> list[Fill]:
+        self._materialise()
+        return self._fills  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return (f"BacktestResult(strategy={self.config.strategy!r}, mode={self.mode!r}, bars={self.bars}, "
+                f"trades={len(self.entry_index)}, final_equity={self.final_equity})")
 
     def trade_rows(self) -> list[dict[str, Any]]:
         rows = []
@@ -150,7 +180,8 @@ class BacktestResult:
 # ---------------------------------------------------------------------------- data
 
 
-def _prepare(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+def _prepare(bars: pd.DataFrame) -> tuple[pd.DatetimeIndex, BarData, np.ndarray]:
+    """Validate ``bars``; return the UTC index, float64 copies of the columns and the bar steps (ns)."""
     if not isinstance(bars, pd.DataFrame) or bars.empty:
         raise InvalidInputError("bars must be a non-empty DataFrame", field="bars")
     cols = {c.lower(): c for c in bars.columns}
@@ -158,22 +189,33 @@ def _prepare(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     if missing:
         raise InvalidInputError(f"bars lack column(s) {', '.join(missing)}; need open high low close volume",
                                 field="bars")
-    df = pd.DataFrame({c: bars[cols[c]].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close")},
-                      index=bars.index)
-    df["volume"] = bars[cols["volume"]].to_numpy(dtype=np.float64) if "volume" in cols else 0.0
-    if not isinstance(df.index, pd.DatetimeIndex):
+    index = bars.index
+    if not isinstance(index, pd.DatetimeIndex):
         raise InvalidInputError("bars need a DatetimeIndex of bar open times", field="bars")
-    if df.index.tz is None:
+    if index.tz is None:
         raise InvalidInputError("bars index must be timezone-aware UTC (tz_localize('UTC') if it is UTC)",
                                 field="bars")
-    df.index = df.index.tz_convert("UTC")
-    if not df.index.is_monotonic_increasing or df.index.has_duplicates:
+    index = index.tz_convert("UTC")
+    time_ns = index.as_unit("ns").asi8.astype(np.int64)
+    steps = np.diff(time_ns)
+    if steps.size and steps.min() <= 0:
         raise InvalidInputError("bars index must be strictly increasing", field="bars")
-    values = df[["open", "high", "low", "close"]].to_numpy()
-    if not np.isfinite(values).all() or (values <= 0).any():
-        raise InvalidInputError("bar prices must be finite and positive", field="bars")
-    time_ns = df.index.as_unit("ns").asi8.astype(np.int64)
-    return df, time_ns
+    arrays = {c: _read_only(bars[cols[c]]) for c in ("open", "high", "low", "close")}
+    for values in arrays.values():
+        # min is NaN when any value is: NaN > 0 is false, so NaN, inf and non-positive all fail
+        if not (values.min() > 0 and values.max() < np.inf):
+            raise InvalidInputError("bar prices must be finite and positive", field="bars")
+    volume = _read_only(bars[cols["volume"]]) if "volume" in cols else np.zeros(len(time_ns))
+    data = BarData(arrays["open"], arrays["high"], arrays["low"], arrays["close"], volume, time_ns)
+    return index, data, steps
+
+
+def _read_only(column: pd.Series) -> np.ndarray:
+    # a read-only view, not a copy (a million-bar copy costs more than the compiled loop):
+    # a strategy writing into its bars gets an error instead of changing the caller's frame
+    values = np.ascontiguousarray(column.to_numpy(dtype=np.float64)).view()
+    values.flags.writeable = False
+    return values
 
 
 def _on_grid(values: np.ndarray, k: int) -> bool:
@@ -209,12 +251,12 @@ def _instrument(cfg: BacktestConfig, tick: Decimal) -> Instrument:
     return Instrument(iid, kind, cfg.symbol, currency, tick, cfg.lot_size, max_leverage=max(cfg.leverage, 125))
 
 
-def _periods_per_year(cfg: BacktestConfig, time_ns: np.ndarray) -> float:
+def _periods_per_year(cfg: BacktestConfig, steps: np.ndarray) -> float:
     if cfg.periods_per_year:
         return float(cfg.periods_per_year)
-    if len(time_ns) < 2:
+    if not steps.size:
         return 252.0
-    step = float(np.min(np.diff(time_ns))) / 1e9
+    step = float(steps.min()) / 1e9
     return SECONDS_PER_YEAR / step if step > 0 else 252.0
 
 
@@ -223,25 +265,23 @@ def _periods_per_year(cfg: BacktestConfig, time_ns: np.ndarray) -> float:
 
 def run_backtest(config: BacktestConfig, bars: pd.DataFrame, strategy: Strategy | None = None) -> BacktestResult:
     """Run ``config`` over ``bars``; raise InvalidInputError for bad data or parameters."""
-    df, time_ns = _prepare(bars)
+    index, data, steps = _prepare(bars)
     strategy = strategy or create_strategy(config.strategy, dict(config.params))
     fast_reason = fast_path_blocker(config, strategy)
     if config.mode == "fast" and fast_reason:
         raise InvalidInputError(f"this backtest cannot run on the fast path: {fast_reason}", field="mode")
     use_fast = config.mode == "fast" or (config.mode == "auto" and fast_reason is None)
     # the fast path only ever trades at the open and marks at the close
-    columns = ("open", "close") if use_fast else ("open", "high", "low", "close")
-    tick = config.tick_size or infer_tick_size(np.concatenate([df[c].to_numpy() for c in columns]))
+    columns = (data.open, data.close) if use_fast else (data.open, data.high, data.low, data.close)
+    tick = config.tick_size or infer_tick_size(np.concatenate(columns))
     instrument = _instrument(config, tick)
-    data = BarData(df["open"].to_numpy(), df["high"].to_numpy(), df["low"].to_numpy(), df["close"].to_numpy(),
-                   df["volume"].to_numpy(), time_ns)
     if use_fast:
         ticks = (to_ticks(data.open, tick), None, None, to_ticks(data.close, tick))
-        return _run_fast(config, strategy, df, time_ns, data, ticks, instrument)
-    ticks = tuple(to_ticks(df[c].to_numpy(), tick) for c in ("open", "high", "low", "close"))
-    step_ns = int(np.min(np.diff(time_ns))) if len(time_ns) > 1 else 86_400 * 10**9
-    close_ns = time_ns + step_ns
-    return _run_event(config, strategy, df, time_ns, close_ns, data, ticks, instrument)
+        return _run_fast(config, strategy, index, steps, data, ticks, instrument)
+    ticks = tuple(to_ticks(c, tick) for c in columns)
+    step_ns = int(steps.min()) if steps.size else 86_400 * 10**9
+    close_ns = data.time_ns + step_ns
+    return _run_event(config, strategy, index, steps, close_ns, data, ticks, instrument)
 
 
 def fast_path_blocker(config: BacktestConfig, strategy: Strategy) -> str | None:
@@ -282,15 +322,16 @@ def _make_kernel(config: BacktestConfig, instrument: Instrument) -> Kernel:
     return kernel
 
 
-def _run_event(config, strategy, df, time_ns, close_ns, data, ticks, instrument) -> BacktestResult:
+def _run_event(config, strategy, index, steps, close_ns, data, ticks, instrument) -> BacktestResult:
     kernel = _make_kernel(config, instrument)
     symbol = instrument.symbol
     kernel.add_strategy(symbol, strategy)
     kernel.run_bars(symbol, data, ticks, close_ns)
     if config.close_at_end and kernel.position(symbol) is not None:
-        _close_at_end(kernel, instrument, time_ns, close_ns)
+        kernel.close_at_last(symbol, ExitReason.END_OF_DATA)
     ledger = kernel.ledger
     final = kernel.equity()
+    time_ns = data.time_ns
     equity = _equity_curve(config, ledger.snapshots, ticks[3], instrument.tick_size, len(time_ns))
     position = kernel.position(symbol)
     open_position = None
@@ -298,12 +339,16 @@ def _run_event(config, strategy, df, time_ns, close_ns, data, ticks, instrument)
         open_position = {"side": position.side.value, "size": float(position.quantity),
                          "entry_price": float(position.entry_price),
                          "unrealized_pnl": float(position.unrealized_pnl(kernel.mark(symbol)))}
-    return _result(config, strategy, df, time_ns, ledger.trades, ledger.fills, equity, final, "event",
-                   open_position)
+    trades = list(ledger.trades)
 
+    def bar_of(at: datetime) -> int:
+        delta = at - _EPOCH
+        ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+        return int(np.searchsorted(time_ns, ns, side="right")) - 1
 
-def _close_at_end(kernel: Kernel, instrument: Instrument, time_ns: np.ndarray, close_ns: np.ndarray) -> None:
-    kernel.close_at_last(instrument.symbol, ExitReason.END_OF_DATA)
+    return _result(config, index, steps, equity, final, "event", open_position, _trip_fields(trades),
+                   [bar_of(t.entry_at) for t in trades], [bar_of(t.exit_at) for t in trades],
+                   trades=trades, fills=list(ledger.fills))
 
 
 def _equity_curve(config: BacktestConfig, snapshots, close_ticks: np.ndarray, tick: Decimal, n: int) -> np.ndarray:
@@ -327,7 +372,7 @@ def _equity_curve(config: BacktestConfig, snapshots, close_ticks: np.ndarray, ti
     return wallet + qty * closes - cost
 
 
-def _run_fast(config, strategy, df, time_ns, data, ticks, instrument) -> BacktestResult:
+def _run_fast(config, strategy, index, steps, data, ticks, instrument) -> BacktestResult:
     sig = strategy.signals(data)
     if sig is None:
         raise InvalidInputError(f"strategy {strategy.name!r} returned no signals", field="mode")
@@ -337,78 +382,58 @@ def _run_fast(config, strategy, df, time_ns, data, ticks, instrument) -> Backtes
                    fee_rate=config.commission, tick=instrument.tick_size, lot=instrument.lot_size,
                    leverage=config.leverage, fraction=fraction)
     tick, lot = instrument.tick_size, instrument.lot_size
-    rate = config.commission
-    symbol, currency = instrument.symbol, instrument.currency
-    trades: list[RoundTrip] = []
-    fills: list[Fill] = []
-    open_at = {i: _at(int(time_ns[i])) for i in set(res.entry_index.tolist()) | set(res.exit_index.tolist())}
-    for k, (ei, xi, q, ep, xp) in enumerate(zip(res.entry_index.tolist(), res.exit_index.tolist(),
-                                                 res.lots.tolist(), res.entry_ticks.tolist(),
-                                                 res.exit_ticks.tolist(), strict=True)):
-        qty = _C.multiply(Decimal(abs(q)), lot)
-        entry = _C.multiply(Decimal(ep), tick)
-        exit_ = _C.multiply(Decimal(xp), tick)
-        trades.append(RoundTrip(
-            id=f"trade_{k + 1}", symbol=symbol, side=PositionSide.LONG if q > 0 else PositionSide.SHORT,
-            quantity=qty, entry_price=entry, exit_price=exit_, entry_at=open_at[ei], exit_at=open_at[xi],
-            entry_fee=_C.multiply(_C.multiply(qty, entry), rate), exit_fee=_C.multiply(_C.multiply(qty, exit_), rate),
-            strategy=strategy.name, exit_reason=ExitReason.SIGNAL, initial_risk=None, leverage=config.leverage,
-        ))
-        side = OrderSide.BUY if q > 0 else OrderSide.SELL
-        fills.append(Fill(f"fast_{2 * k + 1}", "", symbol, side, qty, entry, trades[-1].entry_fee, currency,
-                          open_at[ei]))
-        fills.append(Fill(f"fast_{2 * k + 2}", "", symbol, side.opposite, qty, exit_, trades[-1].exit_fee, currency,
-                          open_at[xi]))
-    final = res.final_equity(int(ticks[3][-1]))
+    time_ns = data.time_ns
+    last_close = int(ticks[3][-1])
+    final = res.final_equity(last_close)
     open_position = None
     if res.position_lots:
         qty = _C.multiply(Decimal(abs(res.position_lots)), lot)
         entry = _C.multiply(Decimal(res.entry_price_ticks), tick)
-        mark = _C.multiply(Decimal(int(ticks[3][-1])), tick)
+        mark = _C.multiply(Decimal(last_close), tick)
         sign = 1 if res.position_lots > 0 else -1
         open_position = {"side": "long" if sign > 0 else "short", "size": float(qty), "entry_price": float(entry),
                          "unrealized_pnl": float(sign * _C.multiply(qty, _C.subtract(mark, entry)))}
-    return _result(config, strategy, df, time_ns, trades, fills, res.equity, final, "fast", open_position,
-                   (res.entry_index.tolist(), res.exit_index.tolist()))
+
+    # the exact Decimal trades and fills are built only if someone reads them
+    def build() -> tuple[list[RoundTrip], list[Fill]]:
+        return res.round_trips(time_ns=time_ns, symbol=instrument.symbol, currency=instrument.currency,
+                               strategy=strategy.name, leverage=config.leverage, fee_rate=config.commission)
+
+    return _result(config, index, steps, res.equity, final, "fast", open_position, res.trade_fields(time_ns),
+                   res.entry_index.tolist(), res.exit_index.tolist(), build=build)
 
 
-def _at(ns: int) -> datetime:
-    seconds, rem = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rem // 1000)
-
-
-def _result(config, strategy, df, time_ns, trades, fills, equity, final, mode, open_position,
-            indexes: tuple[list[int], list[int]] | None = None) -> BacktestResult:
-    def bar_of(at: datetime) -> int:
-        delta = at - _EPOCH
-        ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-        return int(np.searchsorted(time_ns, ns, side="right")) - 1
-
-    curve = pd.Series(np.asarray(equity, dtype=np.float64), index=df.index, name="equity")
-    ppy = _periods_per_year(config, time_ns)
-    years = (time_ns[-1] - time_ns[0]) / 1e9 / SECONDS_PER_YEAR if len(time_ns) > 1 else 0.0
-    metrics = equity_metrics(curve.to_numpy(), periods_per_year=ppy, years=years or None)
+def _trip_fields(trades: list[RoundTrip]) -> dict[str, np.ndarray]:
     # statistics are floats (STYLE §3): convert each trade's exact fields once, then vectorise
     fields = np.array([(t.side.sign, float(t.quantity), float(t.entry_price), float(t.exit_price),
                         float(t.entry_fee) + float(t.exit_fee),
-                        float(t.initial_risk) if t.initial_risk else np.nan) for t in trades],
-                      dtype=np.float64).reshape(-1, 6)
-    sign, qty, entry, exit_, commission, risk = fields.T
+                        float(t.initial_risk) if t.initial_risk else np.nan,
+                        (t.exit_at - t.entry_at).total_seconds()) for t in trades],
+                      dtype=np.float64).reshape(-1, 7)
+    names = ("sign", "quantity", "entry_price", "exit_price", "commission", "initial_risk", "duration_s")
+    return {name: np.ascontiguousarray(fields[:, k]) for k, name in enumerate(names)}
+
+
+def _result(config, index, steps, equity, final, mode, open_position, fields, entry_index, exit_index,
+            **trades: Any) -> BacktestResult:
+    curve = pd.Series(np.asarray(equity, dtype=np.float64), index=index, name="equity")
+    ppy = _periods_per_year(config, steps)
+    years = float(steps.sum()) / 1e9 / SECONDS_PER_YEAR if steps.size else 0.0
+    metrics = equity_metrics(curve.to_numpy(), periods_per_year=ppy, years=years or None)
+    sign, qty, entry, exit_ = fields["sign"], fields["quantity"], fields["entry_price"], fields["exit_price"]
+    commission = fields["commission"]
     pnl = sign * qty * (exit_ - entry) - commission
-    duration_s = np.array([(t.exit_at - t.entry_at).total_seconds() for t in trades], dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        metrics.update(trade_metrics(pnl, pnl_pct=pnl / (qty * entry) * 100, duration_s=duration_s,
-                                     r_multiples=pnl / risk, commission=commission))
+        metrics.update(trade_metrics(pnl, pnl_pct=pnl / (qty * entry) * 100, duration_s=fields["duration_s"],
+                                     r_multiples=pnl / fields["initial_risk"], commission=commission))
     metrics["avg_trade_duration"] = format_duration(metrics["avg_duration_s"])
     metrics["initial_balance"] = float(config.initial_balance)
     metrics["final_equity"] = float(final)
     metrics["total_return_pct"] = float(_C.divide(_C.multiply(_C.subtract(final, config.initial_balance), 100),
                                                   config.initial_balance))
-    return BacktestResult(config=config, trades=list(trades), equity=curve, final_equity=final, metrics=metrics,
-                          fills=list(fills), bars=len(time_ns), mode=mode,
-                          entry_index=indexes[0] if indexes else [bar_of(t.entry_at) for t in trades],
-                          exit_index=indexes[1] if indexes else [bar_of(t.exit_at) for t in trades],
-                          open_position=open_position)
+    return BacktestResult(config=config, equity=curve, final_equity=final, metrics=metrics, bars=len(index),
+                          mode=mode, entry_index=entry_index, exit_index=exit_index, open_position=open_position,
+                          **trades)
 
 
 __all__ = ["BacktestConfig", "BacktestResult", "fast_path_blocker", "infer_tick_size", "run_backtest"]

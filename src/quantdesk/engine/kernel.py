@@ -43,7 +43,7 @@ from quantdesk.core.commands import (
     SetLeverage,
     SubmitOrder,
 )
-from quantdesk.core.errors import ConflictError, InvalidInputError, NotFoundError
+from quantdesk.core.errors import ConflictError, InvalidInputError, NotFoundError, OrderRejectedError
 from quantdesk.core.events import (
     Event,
     LeverageChanged,
@@ -269,6 +269,9 @@ class Kernel:
             elif isinstance(command, SetLeverage):
                 m = self._market(command.symbol)
                 self._check_leverage(m.instrument, command.leverage)
+                set_venue_leverage = getattr(m.broker, "set_leverage", None)
+                if set_venue_leverage is not None:  # a live venue keeps its own setting (engine.live)
+                    set_venue_leverage(command.leverage)
                 m.leverage = command.leverage
                 self._emit(LeverageChanged(self.clock.now(), command.symbol, command.leverage))
             elif isinstance(command, PanicExit):
@@ -405,7 +408,11 @@ class Kernel:
         if order.equity_fraction is not None:
             self._fractions[order.id] = order.equity_fraction
         w = self._working(m, order)
-        match = m.broker.submit(w, m.last)
+        try:
+            match = m.broker.submit(w, m.last)
+        except OrderRejectedError as exc:  # a live venue refused it (engine.live): an event, not an error
+            self._fractions.pop(order.id, None)
+            return self._reject(order, exc.code, exc.message)
         if w.triggered:
             order.triggered = True  # a stop-limit that triggered and rests must stay triggered after a restart
         if match is not None:

@@ -9,6 +9,9 @@
 - :class:`LedgerSource` gives back a :class:`LedgerSnapshot` (what a restarted kernel needs,
   see ``Kernel.restore``).
 - :class:`EventBus` fans events out (WebSocket channels, Redis).
+- :class:`LiveBroker` is a real venue's order API (``adapters.brokers``); the kernel reaches
+  it through ``engine.live.LiveExecution``, which turns venue fills into the same fills,
+  events and ledger updates the paper broker produces.
 
 Required methods are listed on each protocol; adapters may add more.
 """
@@ -17,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from quantdesk.core.events import Event
 from quantdesk.core.market import Bar, BookTop, Tick
-from quantdesk.core.orders import Order
+from quantdesk.core.orders import Order, OrderSide, OrderStatus, OrderType
 from quantdesk.core.portfolio import Balance, Fill, Position, RoundTrip
 
 
@@ -123,6 +127,70 @@ class Broker(Protocol):
     def on_bar(self, o: int, h: int, low: int, volume: float | None = None) -> tuple[list, list]: ...
 
     def on_price(self, last: int) -> tuple[list, list]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """A venue's view of one order, converted to exact Decimals at the adapter.
+
+    ``status`` uses our lifecycle (``accepted`` while it rests unfilled). ``average_price`` is
+    the mean price of ``filled_quantity`` (None before any fill); ``client_order_id`` is the
+    id we sent (our order id), by which a lost reply can be looked up.
+    """
+
+    venue_order_id: str
+    client_order_id: str | None
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    status: OrderStatus
+    quantity: Decimal
+    filled_quantity: Decimal
+    average_price: Decimal | None = None
+    price: Decimal | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePosition:
+    """An open position at the venue: ``quantity`` signed (negative = short), prices in quote units."""
+
+    symbol: str
+    quantity: Decimal
+    entry_price: Decimal
+    leverage: int | None = None
+    unrealized_pnl: Decimal = Decimal(0)
+
+
+@runtime_checkable
+class LiveBroker(Protocol):
+    """A real venue's order API, synchronous and in exact Decimals; symbols are ours (``BTCUSDT``).
+
+    Errors are ours, translated at the adapter: InsufficientBalanceError (code
+    ``INSUFFICIENT_BALANCE``) and OrderRejectedError when the venue refuses an order,
+    NotFoundError for an unknown order, AuthenticationError for refused credentials,
+    UpstreamUnavailableError (``EXCHANGE_ERROR``) once retries of transient failures ran out.
+
+    Required:
+      ``submit_order(order)``             place ``order`` (market or limit, with a quantity)
+      ``cancel_order(symbol, venue_id)``  cancel a resting order; return its final state
+      ``fetch_order(symbol, venue_id)``   the order's current state (fills so far)
+      ``fetch_balances()``                balances of the account, one per asset
+      ``fetch_positions(symbols)``        open positions (all symbols when None)
+      ``set_leverage(symbol, leverage)``  leverage for new positions in ``symbol``
+    """
+
+    def submit_order(self, order: Order) -> VenueOrder: ...
+
+    def cancel_order(self, symbol: str, venue_order_id: str) -> VenueOrder: ...
+
+    def fetch_order(self, symbol: str, venue_order_id: str) -> VenueOrder: ...
+
+    def fetch_balances(self) -> list[Balance]: ...
+
+    def fetch_positions(self, symbols: list[str] | None = None) -> list[VenuePosition]: ...
+
+    def set_leverage(self, symbol: str, leverage: int) -> None: ...
 
 
 class NullLedgerStore:
