@@ -19,6 +19,7 @@ from quantdesk.adapters.bus.memory import InMemoryEventBus
 from quantdesk.adapters.db.accounts import SqlAccountStore
 from quantdesk.adapters.db.engine import make_engine, migrate, ping
 from quantdesk.adapters.db.fluxscan import SqlFluxScanStore
+from quantdesk.adapters.db.instruments import SqlInstrumentRegistry
 from quantdesk.adapters.db.jobs import SqlJobStore
 from quantdesk.adapters.db.paper_accounts import SqlPaperAccounts
 from quantdesk.adapters.executors.local import LocalExecutor
@@ -136,7 +137,7 @@ def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runti
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=1)
         checks["redis"] = client.ping
     health = HealthService(__version__, checks, resource_figures)
-    market = build_market(settings)
+    market = build_market(settings, engine)
     jobs = _build_jobs(settings, engine, bus)
     trading = _build_trading(settings, engine, market, bus, jobs)
     fluxscan = _build_fluxscan(engine, market, bus)
@@ -193,8 +194,12 @@ def _build_jobs(settings: Settings, engine: Engine, bus: InMemoryEventBus) -> Jo
     return JobService(SqlJobStore(engine), LocalExecutor(), machine_resources, bus)
 
 
-def build_market(settings: Settings) -> MarketDataService:
-    """Market data: the instrument catalogue, the sim and file providers, the Parquet cache."""
+def build_market(settings: Settings, engine: Engine | None = None) -> MarketDataService:
+    """Market data: the instrument catalogue, the sim and file providers, the Parquet cache.
+
+    With ``engine`` (a migrated database), imported instruments are kept in it and re-registered
+    here, so they survive a restart; without one they live in memory only.
+    """
     catalog = InstrumentCatalog(builtin_instruments())
     sessions = {Venue.CRYPTO: crypto_rules(), Venue.NSE: nse_session_rules(), Venue.BSE: nse_session_rules()}
     providers: dict[str, object] = {
@@ -217,8 +222,9 @@ def build_market(settings: Settings) -> MarketDataService:
     venue_providers = {Venue.CRYPTO: settings.crypto_provider, Venue.NSE: settings.equity_provider,
                        Venue.BSE: settings.equity_provider}
     store = ParquetBarStore(settings.data_dir / "bars")
+    registry = SqlInstrumentRegistry(engine) if engine is not None else None
     return MarketDataService(catalog, store, providers, default_provider="sim", sessions=sessions,
-                             venue_providers=venue_providers)
+                             venue_providers=venue_providers, registry=registry)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:

@@ -118,10 +118,15 @@ def data_import(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from quantdesk.adapters.db.engine import make_engine
+    from quantdesk.adapters.db.engine import migrate as run_migrations
     from quantdesk.app import build_market
 
     console = Console(stderr=True)
-    market = build_market(_settings())
+    settings = _settings()
+    run_migrations(settings.database_url)
+    engine = make_engine(settings.database_url)
+    market = build_market(settings, engine)  # the database keeps imported symbols for the server
     failed = False
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console) as progress:
@@ -142,6 +147,7 @@ def data_import(
                 for row in summary["rejected"][:20]:
                     progress.console.print(f"  row {row['row']} ({row['timestamp']}): {row['reason']}")
             progress.advance(task)
+    engine.dispose()
     if failed:
         raise typer.Exit(1)
 

@@ -136,6 +136,13 @@ class JobStore(Protocol):
         """Queued and running jobs, highest priority first, then FIFO (``seq``)."""
         ...
 
+    def active_after(self, seq: int) -> tuple[list[Job], int]:
+        """Queued and running jobs whose ``seq`` exceeds ``seq`` (FIFO), and the highest ``seq`` stored (0 if none).
+
+        Cheap when ``seq`` is recent: it is how a service notices jobs another process submitted.
+        """
+        ...
+
     def list(self, *, owner_id: int | None = None, statuses: frozenset[JobStatus] | None = None,
              limit: int = 100) -> list[Job]:
         """Jobs newest first, optionally of one owner and some statuses."""

@@ -5,6 +5,12 @@ waits with a ``reason`` ("Insufficient RAM: 8.5 GB available, 12.0 GB required")
 position. Higher ``priority`` goes first; within a priority the queue is FIFO and strict (a
 job never overtakes an earlier one that is waiting for resources). Every change is persisted
 and published on the bus topic :data:`TOPIC` as ``{"type", "owner_id", "data"}``.
+
+While started, the service keeps the active queue (queued and running jobs) in memory and
+updates it on every transition it makes; the database stays the source of truth and sees
+every change. Jobs other processes submit are picked up by a cheap "anything after the
+newest seq I know?" query before each submit and queue read, and the whole queue is re-read
+once per dispatcher tick (which also notices jobs other processes cancelled).
 """
 
 from __future__ import annotations
@@ -119,6 +125,9 @@ class JobService:
         for job_type in types:
             self.register(job_type)
         self._running: dict[str, Job] = {}  # jobs this process's executor runs, with their reservations
+        self._index: dict[str, Job] | None = None  # the active queue while started (None: read the store)
+        self._synced_seq = 0  # the highest seq the index has seen
+        self._reloaded_at = 0.0  # event-loop time of the last full re-read
         self._runner = uuid.uuid4().hex  # marks the rows this dispatcher runs (compare-and-set on updates)
         self._lock = asyncio.Lock()
         self._inbox: asyncio.Queue[ExecutorEvent] | None = None
@@ -150,6 +159,7 @@ class JobService:
         if self._task is not None:
             return
         await self._recover()
+        await self._reload()
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[ExecutorEvent] = asyncio.Queue()
         self._inbox = inbox
@@ -173,6 +183,7 @@ class JobService:
             abandoned, self._running = self._running, {}
             for job in abandoned.values():
                 await self._abandon(job, STOP_REASON, runner=self._runner)
+            self._index = None
 
     async def _recover(self) -> None:
         running = await asyncio.to_thread(self._store.list, statuses=frozenset({JobStatus.RUNNING}), limit=1_000_000)
@@ -220,12 +231,16 @@ class JobService:
         )
         job = await asyncio.to_thread(self._store.add, job)
         async with self._lock:
-            active = await asyncio.to_thread(self._store.active)
-            position = _position(active, job.id)
+            if self._index is not None:
+                await self._sync()
+                if self._index is not None:
+                    job = self._index.setdefault(job.id, job)  # the sync may hold it already
+            position = _position(await self._active(), job.id)
             await self._publish("task_queued", job, {"task_id": job.id, "task_type": job.type,
                                                       "queue_position": position or 1})
-            await self._admit(active)
-        return await self.get(viewer, job.id)
+            await self._admit()
+            view = self._view(job.id)
+        return view or await self.get(viewer, job.id)
 
     @staticmethod
     def _check_params(job_type: JobType, params: dict[str, Any] | None) -> dict[str, Any]:
@@ -257,6 +272,7 @@ class JobService:
                 self._store.update, job.id, expect=ACTIVE, status=JobStatus.CANCELLED, completed_at=self._now(),
                 description="Cancelled", reason=None,
             )
+            self._drop(job.id)
             if changed:
                 await self._publish("task_cancelled", job, {"task_id": job.id})
             await self._admit()
@@ -269,7 +285,7 @@ class JobService:
         job = await self._visible(viewer, job_id)
         position = None
         if job.status is JobStatus.QUEUED:
-            position = _position(await asyncio.to_thread(self._store.active), job.id)
+            position = _position(await self._active(sync=True), job.id)
         return JobView(job, position)
 
     async def list_jobs(self, viewer: Principal | None, *, statuses: frozenset[JobStatus] | None = None,
@@ -280,7 +296,7 @@ class JobService:
 
     async def queue(self, viewer: Principal | None) -> QueueSnapshot:
         """Running and queued jobs the viewer may see; positions count every queued job."""
-        active = await asyncio.to_thread(self._store.active)
+        active = await self._active(sync=True)
         running = [j for j in active if j.status is JobStatus.RUNNING and can_see(viewer, j.owner_id)]
         queued, position = [], 0
         for job in active:
@@ -293,7 +309,7 @@ class JobService:
     async def resources_report(self) -> ResourceReport:
         """CPU and RAM figures: cores reserved by running jobs, RAM as the machine reports it."""
         res = self.resources()
-        active = await asyncio.to_thread(self._store.active)
+        active = await self._active()
         in_use = sum(_cpu_need(j, res) for j in active if j.status is JobStatus.RUNNING)
         return ResourceReport(res.cpu_cores, in_use, res.total_ram_gb, res.available_ram_gb)
 
@@ -314,6 +330,48 @@ class JobService:
             if loop.time() > deadline:
                 raise TimeoutError(f"task {job_id} still {job.status.value} after {timeout_s} s")
             await asyncio.sleep(poll_s)
+
+    # -- the in-memory active queue ---------------------------------------------------------
+
+    async def _active(self, *, sync: bool = False) -> list[Job]:
+        """Queued and running jobs, priority first then FIFO: from the index while started, else the store."""
+        if self._index is not None and sync:
+            await self._sync()
+        if self._index is None:
+            return await asyncio.to_thread(self._store.active)
+        return _ordered(self._index)
+
+    async def _reload(self) -> None:
+        """Re-read the whole active queue (at start, then once per dispatcher tick)."""
+        jobs, latest = await asyncio.to_thread(self._store.active_after, 0)
+        self._index = {j.id: j for j in jobs}
+        self._synced_seq = latest
+        self._reloaded_at = asyncio.get_running_loop().time()
+
+    async def _sync(self) -> None:
+        """Add the active jobs stored after the newest seq the index has seen (other processes' submits)."""
+        jobs, latest = await asyncio.to_thread(self._store.active_after, self._synced_seq)
+        if self._index is None:  # stopped meanwhile
+            return
+        for job in jobs:
+            self._index.setdefault(job.id, job)  # an entry held already is as new or newer
+        self._synced_seq = max(self._synced_seq, latest)
+
+    def _put(self, job: Job) -> None:
+        if self._index is not None:
+            self._index[job.id] = job
+
+    def _drop(self, job_id: str) -> None:
+        if self._index is not None:
+            self._index.pop(job_id, None)
+
+    def _view(self, job_id: str) -> JobView | None:
+        """The job as the index holds it, with its position (None when not held: finished, or not started)."""
+        job = self._index.get(job_id) if self._index is not None else None
+        if job is None or self._index is None:
+            return None
+        queued = job.status is JobStatus.QUEUED
+        return JobView(job, _position(_ordered(self._index), job_id) if queued else None)
 
     async def _visible(self, viewer: Principal | None, job_id: str) -> Job:
         job = await asyncio.to_thread(self._store.get, job_id)
@@ -339,6 +397,8 @@ class JobService:
             try:
                 async with self._lock:
                     await self._handle(events)
+                    if asyncio.get_running_loop().time() - self._reloaded_at >= self._tick_s:
+                        await self._reload()  # notices what other processes cancelled or started
                     if not events or any(ev.kind != "progress" for ev in events):
                         await self._admit()
             except asyncio.CancelledError:
@@ -367,6 +427,7 @@ class JobService:
         description = ev.description if ev.description is not None else job.description
         job = replace(job, progress=pct, description=description)
         self._running[job.id] = job
+        self._put(job)
         await asyncio.to_thread(self._store.update, job.id, expect=frozenset({JobStatus.RUNNING}),
                                 expect_runner=self._runner, progress=pct, description=description)
         await self._publish("task_description_update", job,
@@ -377,6 +438,7 @@ class JobService:
         job = self._running.pop(job_id, None)
         if job is None:  # cancelled meanwhile, or not ours
             return
+        self._drop(job_id)
         values: dict[str, Any] = {"status": status, "completed_at": self._now(), "reason": None}
         data: dict[str, Any] = {"task_id": job_id}
         if status is JobStatus.COMPLETED:
@@ -391,12 +453,11 @@ class JobService:
         if changed:
             await self._publish(f"task_{status.value}", job, data)
 
-    async def _admit(self, active: list[Job] | None = None) -> None:
+    async def _admit(self) -> None:
         """Start queued jobs in order while the machine has room; record why the others wait."""
         if self._task is None or self._stopping:
             return
-        if active is None:
-            active = await asyncio.to_thread(self._store.active)
+        active = await self._active()
         res = self.resources()
         running = [j for j in active if j.status is JobStatus.RUNNING]
         reserved_cpu = sum(_cpu_need(j, res) for j in running)
@@ -418,8 +479,11 @@ class JobService:
             if reason is not None:
                 waiting += 1
                 if reason != job.reason:
-                    await asyncio.to_thread(self._store.update, job.id, expect=frozenset({JobStatus.QUEUED}),
-                                            reason=reason)
+                    if await asyncio.to_thread(self._store.update, job.id, expect=frozenset({JobStatus.QUEUED}),
+                                               reason=reason):
+                        self._put(replace(job, reason=reason))
+                    else:  # cancelled or started by another process meanwhile
+                        self._drop(job.id)
                 continue
             if await self._start_job(job, job_type):
                 reserved_cpu += cpu_need
@@ -427,14 +491,18 @@ class JobService:
 
     async def _start_job(self, job: Job, job_type: JobType) -> bool:
         description = f"Starting {job.type}..."
+        started_at = self._now()
         started = await asyncio.to_thread(
             self._store.update, job.id, expect=frozenset({JobStatus.QUEUED}), status=JobStatus.RUNNING,
-            started_at=self._now(), reason=None, description=description, progress=0.0, runner=self._runner,
+            started_at=started_at, reason=None, description=description, progress=0.0, runner=self._runner,
         )
-        if not started:  # cancelled, or taken by another dispatcher
+        if not started:  # cancelled, or taken by another dispatcher (the next re-read shows which)
+            self._drop(job.id)
             return False
-        job = replace(job, status=JobStatus.RUNNING, description=description, reason=None)
+        job = replace(job, status=JobStatus.RUNNING, description=description, reason=None, progress=0.0,
+                      started_at=started_at)
         self._running[job.id] = job
+        self._put(job)
         await self._publish("task_running", job, {"task_id": job.id, "task_type": job.type,
                                                    "description": description})
         run = JobRun(job.id, job_type.target, job.params, job.cpu_cores, job.ram_gb)
@@ -447,6 +515,7 @@ class JobService:
         return True
 
     async def _fail_queued(self, job: Job, error: str) -> None:
+        self._drop(job.id)
         if await asyncio.to_thread(self._store.update, job.id, expect=frozenset({JobStatus.QUEUED}),
                                    status=JobStatus.FAILED, error=error, completed_at=self._now(), reason=None):
             await self._publish("task_failed", job, {"task_id": job.id, "error": error})
@@ -461,6 +530,10 @@ class JobService:
 def _cpu_need(job: Job, res: MachineResources) -> float:
     # a job asking for more cores than the machine has runs alone rather than never
     return min(job.cpu_cores, res.cpu_cores)
+
+
+def _ordered(index: dict[str, Job]) -> list[Job]:
+    return sorted(index.values(), key=lambda j: (-j.priority, j.seq or 0))
 
 
 def _position(active: list[Job], job_id: str) -> int | None:

@@ -7,16 +7,25 @@ unique, and holding closed bars only. Time ranges are half-open, ``start <= open
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
 
 from quantdesk.core.instruments import Instrument
 from quantdesk.core.market import Timeframe
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+class BarArrays(NamedTuple):
+    """One series as arrays: int64 UTC-nanosecond open times and a ``(5, n)`` float64 block (BAR_COLUMNS rows)."""
+
+    open_ns: np.ndarray
+    values: np.ndarray
 
 
 @runtime_checkable
@@ -103,6 +112,39 @@ class BarStore(Protocol):
         """Sorted, disjoint half-open ranges already fetched for the series."""
         ...
 
+    def coverage_many(
+        self, provider: str, keys: Sequence[str], timeframe: Timeframe
+    ) -> dict[str, list[tuple[datetime, datetime]]]:
+        """``coverage`` of each key's series, in one call (a key never fetched maps to ``[]``)."""
+        ...
+
+    def read_many(
+        self, provider: str, keys: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime
+    ) -> dict[str, BarArrays]:
+        """Stored bars of each key opening in ``[start, end)``, as arrays (empty arrays when none)."""
+        ...
+
     def clear(self) -> None:
         """Forget every stored bar and range."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedInstrument:
+    """An instrument a user imported bars for, and the provider whose cache holds them."""
+
+    instrument: Instrument
+    provider: str
+
+
+@runtime_checkable
+class InstrumentRegistry(Protocol):
+    """Durable record of imported instruments, so they survive a restart (the bars stay in the BarStore)."""
+
+    def save(self, instrument: Instrument, provider: str) -> None:
+        """Insert or replace the record of ``instrument`` (by venue, symbol and kind) and its provider."""
+        ...
+
+    def load_all(self) -> list[ImportedInstrument]:
+        """Every saved instrument, oldest first."""
         ...

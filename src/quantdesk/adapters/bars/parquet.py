@@ -7,7 +7,8 @@ fetched (in integer nanoseconds). Files are replaced atomically (write to a temp
 file, then rename), the bars before the coverage, so a crash loses at most a re-fetch.
 
 Reads go through pyarrow straight to NumPy (no pandas parsing): a year of 1m bars is a
-few tens of milliseconds.
+few tens of milliseconds, and ``read_many`` reads 2,000 series of 300 daily bars in about
+0.2 s (threads do not help there: the per-file cost is Python, under the GIL).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +30,7 @@ import pyarrow.parquet as pq
 
 from quantdesk.core.errors import InvalidInputError
 from quantdesk.core.market import Timeframe
-from quantdesk.services.ports import BAR_COLUMNS
+from quantdesk.services.ports import BAR_COLUMNS, BarArrays
 
 _SCHEMA = pa.schema(
     [pa.field("open_at", pa.timestamp("ns", tz="UTC"), nullable=False)]
@@ -85,6 +87,38 @@ class ParquetBarStore:
         path = self._bars_path(provider, key, timeframe)
         return [(_dt(a), _dt(b)) for a, b in self._coverage_ns(path)]
 
+    def coverage_many(
+        self, provider: str, keys: Sequence[str], timeframe: Timeframe
+    ) -> dict[str, list[tuple[datetime, datetime]]]:
+        """``coverage`` of many series of one provider and timeframe."""
+        folder, name = self._folder(provider, timeframe), f"{Timeframe(timeframe).value}.coverage.json"
+        out: dict[str, list[tuple[datetime, datetime]]] = {}
+        for key in keys:
+            try:
+                with open(os.path.join(folder, _safe_key(key), name)) as fh:
+                    ranges = json.load(fh)
+            except FileNotFoundError:
+                ranges = []
+            out[key] = [(_dt(int(a)), _dt(int(b))) for a, b in ranges]
+        return out
+
+    def read_many(
+        self, provider: str, keys: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime
+    ) -> dict[str, BarArrays]:
+        """Bars of many series opening in ``[start, end)`` as arrays."""
+        folder, name = self._folder(provider, timeframe), f"{Timeframe(timeframe).value}.parquet"
+        bounds = np.array([_ns(start), _ns(end)], dtype=np.int64)
+
+        def one(key: str) -> BarArrays:
+            try:
+                times, columns = self._read_arrays(os.path.join(folder, _safe_key(key), name))
+            except FileNotFoundError:
+                return BarArrays(np.empty(0, np.int64), np.empty((len(BAR_COLUMNS), 0)))
+            lo, hi = np.searchsorted(times, bounds, side="left")
+            return BarArrays(times[lo:hi], np.stack([c[lo:hi] for c in columns]))
+
+        return {key: one(key) for key in dict.fromkeys(keys)}
+
     def clear(self) -> None:
         """Delete every cached series under the root directory (the directory itself stays)."""
         with self._locks_guard:
@@ -122,6 +156,12 @@ class ParquetBarStore:
             / f"{Timeframe(timeframe).value}.parquet"
         )
 
+    def _folder(self, provider: str, timeframe: Timeframe) -> str:
+        if not provider:
+            raise InvalidInputError("provider is required", field="provider")
+        Timeframe(timeframe)
+        return os.path.join(self.root, _SAFE.sub("_", provider))
+
     def _lock(self, path: Path) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(path, threading.Lock())
@@ -133,10 +173,10 @@ class ParquetBarStore:
         return [(int(a), int(b)) for a, b in json.loads(cov.read_text())]
 
     @staticmethod
-    def _read_arrays(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
-        table = pq.read_table(path, use_threads=False, memory_map=True)
-        times = table.column(0).combine_chunks().cast(pa.int64()).to_numpy()
-        return times, [table.column(i + 1).to_numpy() for i in range(len(BAR_COLUMNS))]
+    def _read_arrays(path: Path | str) -> tuple[np.ndarray, list[np.ndarray]]:
+        # ParquetFile skips the dataset layer of pq.read_table: about 5x faster on small files
+        table = pq.ParquetFile(path, memory_map=True).read(use_threads=False)
+        return _numpy(table.column(0)).view(np.int64), [_numpy(table.column(i + 1)) for i in range(len(BAR_COLUMNS))]
 
     @staticmethod
     def _write_arrays(path: Path, times: np.ndarray, columns: list[np.ndarray]) -> None:
@@ -156,6 +196,20 @@ class ParquetBarStore:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def _numpy(column: pa.ChunkedArray) -> np.ndarray:
+    # our files hold one row group, so one chunk: a zero-copy view (casting would copy, slowly)
+    chunk = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    if pa.types.is_timestamp(chunk.type):
+        chunk = chunk.view(pa.int64())
+    return chunk.to_numpy(zero_copy_only=False)
+
+
+def _safe_key(key: str) -> str:
+    if not key:
+        raise InvalidInputError("key is required", field="key")
+    return _SAFE.sub("_", key)
 
 
 def _coverage_path(path: Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from quantdesk.adapters.db.tables import jobs
 from quantdesk.services.job_ports import ACTIVE, Job, JobStatus
@@ -53,6 +53,16 @@ class SqlJobStore:
         )
         with self._engine.connect() as conn:
             return [_job(r) for r in conn.execute(query)]
+
+    def active_after(self, seq: int) -> tuple[list[Job], int]:
+        query = (
+            select(jobs)
+            .where(jobs.c.seq > seq, jobs.c.status.in_([s.value for s in ACTIVE]))
+            .order_by(jobs.c.seq)
+        )
+        with self._engine.connect() as conn:
+            latest = conn.execute(select(func.max(jobs.c.seq))).scalar() or 0
+            return [_job(r) for r in conn.execute(query)], int(latest)
 
     def list(self, *, owner_id: int | None = None, statuses: frozenset[JobStatus] | None = None,
              limit: int = 100) -> list[Job]:

@@ -290,3 +290,6 @@ trading_id_counters = Table(
     Column("prefix", String(16), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+from quantdesk.adapters.db import instrument_tables  # noqa: E402, F401
+

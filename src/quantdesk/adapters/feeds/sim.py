@@ -191,6 +191,8 @@ class SimFeed:
         mask = (bars.open_ns >= start_ns) & (bars.open_ns < end_ns)
         if now_ns is not None:
             mask &= bars.close_ns <= now_ns
+        if not mask.any():  # the common tail request (nothing closed since the last read): skip pandas
+            return empty_bars()
         return bars_frame(
             bars.open_ns[mask],
             bars.open[mask],
@@ -409,8 +411,8 @@ def _concat(parts: list[_Bars]) -> _Bars:
 
 
 def empty_bars() -> pd.DataFrame:
-    """An empty frame of the standard bar shape."""
-    return bars_frame(np.empty(0, np.int64), *(np.empty(0) for _ in BAR_COLUMNS))
+    """An empty frame of the standard bar shape (a fresh copy each call)."""
+    return _EMPTY.copy()
 
 
 def bars_frame(open_ns: np.ndarray, o, h, lo, c, v) -> pd.DataFrame:
@@ -421,6 +423,9 @@ def bars_frame(open_ns: np.ndarray, o, h, lo, c, v) -> pd.DataFrame:
         for name, arr in zip(BAR_COLUMNS, (o, h, lo, c, v), strict=True)
     }
     return pd.DataFrame(data, index=index)
+
+
+_EMPTY = bars_frame(np.empty(0, np.int64), *(np.empty(0) for _ in BAR_COLUMNS))
 
 
 def _to_ns(at: datetime, field: str = "at") -> int:

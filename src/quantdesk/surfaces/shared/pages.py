@@ -18,11 +18,16 @@ templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates"))
 router = APIRouter(include_in_schema=False)
 
 SURFACES = [
-    {"title": "FluxScan scanner", "text": "User-written Python scanners over watchlists.", "prefix": "/api/scanners"},
-    {"title": "Crypto Scalper", "text": "Orders, positions, P&L, strategies and backtests.", "prefix": "/api/v1"},
-    {"title": "Python Strategies", "text": "Host uploaded strategy scripts as processes.", "prefix": "/python"},
-    {"title": "Breakout engine", "text": "State machine, presets, scoring, R analytics.", "prefix": "/api/engine"},
-    {"title": "ML backend", "text": "Key vault, models, predictions, task queue.", "prefix": "/api/models"},
+    {"title": "FluxScan scanner", "text": "User-written Python scanners over watchlists.", "prefix": "/api/scanners",
+     "ready": True},
+    {"title": "Crypto Scalper", "text": "Orders, positions, P&L, strategies and backtests.", "prefix": "/api/v1",
+     "ready": True},
+    {"title": "ML backend", "text": "Market data and the task queue today; models and predictions next.",
+     "prefix": "/api/market, /api/system", "ready": True},
+    {"title": "Python Strategies", "text": "Host uploaded strategy scripts as processes.", "prefix": "/python",
+     "ready": False},
+    {"title": "Breakout engine", "text": "State machine, presets, scoring, R analytics.", "prefix": "/api/engine",
+     "ready": False},
 ]
 
 
