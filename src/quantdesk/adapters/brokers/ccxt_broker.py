@@ -28,10 +28,12 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import ccxt
 
+from quantdesk.adapters.wire import clip as _clip
+from quantdesk.adapters.wire import rebase_urls as _rebase
+from quantdesk.adapters.wire import retry_after_seconds as _retry_after
 from quantdesk.core.errors import (
     AuthenticationError,
     ConfigError,
@@ -46,7 +48,6 @@ from quantdesk.core.orders import Order, OrderSide, OrderStatus, OrderType, Time
 from quantdesk.core.portfolio import Balance
 from quantdesk.engine.ports import VenueOrder, VenuePosition
 
-_MESSAGE_LIMIT = 300
 # ccxt's unified order status → ours
 _STATUS = {"open": OrderStatus.ACCEPTED, "closed": OrderStatus.FILLED, "canceled": OrderStatus.CANCELLED,
            "cancelled": OrderStatus.CANCELLED, "expired": OrderStatus.EXPIRED, "rejected": OrderStatus.REJECTED}
@@ -293,26 +294,10 @@ def _dec(value: Any) -> Decimal:
     return Decimal(str(value))
 
 
-def _rebase(urls: Any, base_url: str) -> Any:
-    """Replace scheme and host of every URL in ccxt's (possibly nested) ``urls['api']``."""
-    if isinstance(urls, str):
-        return base_url + urlsplit(urls).path if urlsplit(urls).scheme.startswith("http") else urls
-    if isinstance(urls, dict):
-        return {key: _rebase(value, base_url) for key, value in urls.items()}
-    return urls
 
 
-def _retry_after(headers: Mapping[str, str] | None) -> float:
-    value = (headers or {}).get("Retry-After") or (headers or {}).get("retry-after")
-    try:
-        return max(float(value), 0.0) if value is not None else 0.0
-    except ValueError:
-        return 0.0
 
 
-def _clip(value: object, limit: int = _MESSAGE_LIMIT) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 __all__ = ["CcxtBroker", "EXCHANGE_OPTIONS"]

@@ -21,12 +21,16 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import ccxt
 import numpy as np
 import pandas as pd
 
+from quantdesk.adapters.wire import MalformedResponseError as _MalformedResponseError
+from quantdesk.adapters.wire import clip as _clip
+from quantdesk.adapters.wire import rebase_urls as _rebase
+from quantdesk.adapters.wire import retry_after_seconds as _retry_after
+from quantdesk.adapters.wire import wall_clock
 from quantdesk.core.clock import Clock
 from quantdesk.core.errors import (
     ConfigError,
@@ -43,15 +47,10 @@ from quantdesk.services.ports import BAR_COLUMNS
 EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
     "binance": {"fetchMarkets": {"types": ["spot", "linear"]}},
 }
-_MESSAGE_LIMIT = 300
 
 
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
-class _MalformedResponseError(Exception):
-    pass
 
 
 class CcxtFeed:
@@ -266,27 +265,10 @@ class CcxtFeed:
         )
 
 
-def _rebase(urls: Any, base_url: str) -> Any:
-    """Replace scheme and host of every URL in ccxt's (possibly nested) ``urls['api']``."""
-    if isinstance(urls, str):
-        parts = urlsplit(urls)
-        return base_url + parts.path if parts.scheme.startswith("http") else urls
-    if isinstance(urls, dict):
-        return {key: _rebase(value, base_url) for key, value in urls.items()}
-    return urls
 
 
-def _retry_after(headers: Mapping[str, str] | None) -> float:
-    value = (headers or {}).get("Retry-After") or (headers or {}).get("retry-after")
-    try:
-        return max(float(value), 0.0) if value is not None else 0.0
-    except ValueError:
-        return 0.0
 
 
-def _clip(value: object, limit: int = _MESSAGE_LIMIT) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _ms(at: datetime, field: str) -> int:

@@ -26,15 +26,20 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
-import numpy as np
 import pandas as pd
 from pydantic import SecretStr
 
+from quantdesk.adapters.wire import check_range as _check_range
+from quantdesk.adapters.wire import clip as _clip
+from quantdesk.adapters.wire import retry_after_seconds as _retry_after
+from quantdesk.adapters.wire import rows_frame as _frame
+from quantdesk.adapters.wire import session_open_at as _open_at
+from quantdesk.adapters.wire import wall_clock
 from quantdesk.core.clock import Clock
 from quantdesk.core.errors import ConfigError, InvalidInputError, NotFoundError, UpstreamUnavailableError
 from quantdesk.core.instruments import Instrument, InstrumentId, InstrumentKind, Venue
@@ -66,15 +71,10 @@ EXCHANGES = {Venue.NSE: "NSE", Venue.BSE: "BSE"}
 INDEX_EXCHANGES = {Venue.NSE: "NSE_INDEX", Venue.BSE: "BSE_INDEX"}
 _VENUES = {"NSE": Venue.NSE, "BSE": Venue.BSE, "NSE_INDEX": Venue.NSE, "BSE_INDEX": Venue.BSE}
 _EQUITY_TYPES = {"", "EQ", "BE", "EQUITY"}
-_MESSAGE_LIMIT = 300
 
 
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
-class _MalformedResponseError(Exception):
-    pass
 
 
 class OpenAlgoFeed:
@@ -346,47 +346,11 @@ def _instrument(item: dict[str, Any]) -> Instrument | None:
     )
 
 
-def _open_at(stamp: int, tf: Timeframe, rules: SessionRules) -> datetime:
-    """The bar's open time: the session open for daily bars, else floored onto the session's grid."""
-    at = datetime.fromtimestamp(stamp, UTC)
-    if rules.continuous:
-        return datetime.fromtimestamp(stamp // tf.seconds * tf.seconds, UTC)
-    opens = datetime.combine(rules.local_date(at), rules.open_time, tzinfo=rules.tz).astimezone(UTC)  # type: ignore[arg-type]
-    if tf == Timeframe.D1:
-        return opens
-    if at < opens:
-        return at
-    return opens + ((at - opens) // tf.delta) * tf.delta
 
 
-def _check_range(start: datetime, end: datetime) -> None:
-    for field, at in (("start", start), ("end", end)):
-        if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
-            raise InvalidInputError(f"{field} {at!r} must be a timezone-aware datetime", field=field)
-    if start > end:
-        raise InvalidInputError(
-            f"start {start.isoformat()} is after end {end.isoformat()}; start must be at or before end",
-            field="start",
-        )
 
 
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(float(value), 0.0) if value else 0.0
-    except ValueError:
-        return 0.0
 
 
-def _clip(value: object, limit: int = _MESSAGE_LIMIT) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _frame(rows: list[tuple[datetime, float, float, float, float, float]]) -> pd.DataFrame:
-    """The standard bar frame; on equal open times the later row wins."""
-    latest = {row[0]: row[1:] for row in rows}
-    times = sorted(latest)
-    values = np.array([latest[t] for t in times], dtype=np.float64).reshape(len(times), 5)
-    index = pd.DatetimeIndex(times, name="open_at") if times else pd.DatetimeIndex([], name="open_at", tz=UTC)
-    index = index.tz_convert(UTC).astype("datetime64[ns, UTC]")
-    return pd.DataFrame({name: values[:, i] for i, name in enumerate(BAR_COLUMNS)}, index=index)

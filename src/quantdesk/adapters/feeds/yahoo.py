@@ -24,15 +24,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-import numpy as np
 import pandas as pd
 
+from quantdesk.adapters.wire import MalformedResponseError as _MalformedResponseError
+from quantdesk.adapters.wire import check_range as _check_range
+from quantdesk.adapters.wire import clip as _clip
+from quantdesk.adapters.wire import retry_after_seconds as _retry_after
+from quantdesk.adapters.wire import rows_frame as _frame
+from quantdesk.adapters.wire import session_open_at as _open_at
+from quantdesk.adapters.wire import wall_clock
 from quantdesk.core.clock import Clock
 from quantdesk.core.errors import ConfigError, InvalidInputError, NotFoundError, UpstreamUnavailableError
 from quantdesk.core.instruments import Instrument, InstrumentId, InstrumentKind, Venue
@@ -61,15 +67,10 @@ SYMBOL_OVERRIDES = {
     "BSE:SENSEX": "^BSESN",
 }
 _SUFFIX = {Venue.NSE: ".NS", Venue.BSE: ".BO"}
-_MESSAGE_LIMIT = 300
 
 
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
-class _MalformedResponseError(Exception):
-    pass
 
 
 class YahooFeed:
@@ -317,17 +318,6 @@ def _chart_rows(payload: Any) -> list[tuple[int, tuple[float, float, float, floa
     return rows
 
 
-def _open_at(stamp: int, tf: Timeframe, rules: SessionRules) -> datetime:
-    """The bar's open time: the session open for daily bars, else floored onto the session's grid."""
-    at = datetime.fromtimestamp(stamp, UTC)
-    if rules.continuous:
-        seconds = tf.seconds
-        return datetime.fromtimestamp(stamp // seconds * seconds, UTC)
-    day = rules.local_date(at)
-    opens = datetime.combine(day, rules.open_time, tzinfo=rules.tz).astimezone(UTC)  # type: ignore[arg-type]
-    if tf == Timeframe.D1 or at < opens:
-        return opens if tf == Timeframe.D1 else at
-    return opens + ((at - opens) // tf.delta) * tf.delta
 
 
 def _equity(iid: InstrumentId, name: str, kind: InstrumentKind, sector: object) -> Instrument:
@@ -336,34 +326,9 @@ def _equity(iid: InstrumentId, name: str, kind: InstrumentKind, sector: object) 
     )
 
 
-def _check_range(start: datetime, end: datetime) -> None:
-    for field, at in (("start", start), ("end", end)):
-        if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
-            raise InvalidInputError(f"{field} {at!r} must be a timezone-aware datetime", field=field)
-    if start > end:
-        raise InvalidInputError(
-            f"start {start.isoformat()} is after end {end.isoformat()}; start must be at or before end",
-            field="start",
-        )
 
 
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(float(value), 0.0) if value else 0.0
-    except ValueError:
-        return 0.0
 
 
-def _clip(value: object, limit: int = _MESSAGE_LIMIT) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _frame(rows: list[tuple[datetime, float, float, float, float, float]]) -> pd.DataFrame:
-    """The standard bar frame; on equal open times the later row wins."""
-    latest = {row[0]: row[1:] for row in rows}
-    times = sorted(latest)
-    values = np.array([latest[t] for t in times], dtype=np.float64).reshape(len(times), 5)
-    index = pd.DatetimeIndex(times, name="open_at") if times else pd.DatetimeIndex([], name="open_at", tz=UTC)
-    index = index.tz_convert(UTC).astype("datetime64[ns, UTC]")
-    return pd.DataFrame({name: values[:, i] for i, name in enumerate(BAR_COLUMNS)}, index=index)
