@@ -24,11 +24,9 @@ and bar with ``ENGINE_HALTED`` until :meth:`Kernel.restore` loads the store's st
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import Any
 
 import numpy as np
 
@@ -61,8 +59,9 @@ from quantdesk.core.market import Bar, BookTop
 from quantdesk.core.money import MONEY_CONTEXT, ONE, ZERO, floor_div
 from quantdesk.core.orders import Order, OrderSide, OrderStatus, OrderType, TimeInForce
 from quantdesk.core.portfolio import ExitReason, Fill, Liquidity, Position, PositionSide
-from quantdesk.engine import recovery
+from quantdesk.engine import recovery, replay
 from quantdesk.engine.clocks import SimulatedClock
+from quantdesk.engine.context import MarketContext
 from quantdesk.engine.ledger import IdSequence, Ledger
 from quantdesk.engine.matching import (
     LIMIT,
@@ -81,7 +80,7 @@ from quantdesk.engine.ports import (
     NullEventBus,
     NullLedgerStore,
 )
-from quantdesk.engine.risk import RiskManager, size_for_risk
+from quantdesk.engine.risk import RiskManager
 from quantdesk.engine.strategy import BarData, Strategy
 
 _C = MONEY_CONTEXT
@@ -127,17 +126,18 @@ class CommandResult:
 class _Market:
     """Per-instrument state: broker, last price, data buffer, strategies, protective orders."""
 
-    __slots__ = ("instrument", "broker", "last", "tick", "lot", "strategies", "ctx", "data", "leverage",
+    __slots__ = ("instrument", "symbol", "broker", "last", "tick", "lot", "strategies", "ctx", "data", "leverage",
                  "protective", "time_ns", "_buffer", "book")
 
     def __init__(self, instrument: Instrument, broker: SimulatedBroker, leverage: int):
         self.instrument = instrument
+        self.symbol = instrument.symbol
         self.broker = broker
         self.last: int | None = None
         self.tick = instrument.tick_size
         self.lot = instrument.lot_size
         self.strategies: list[Strategy] = []
-        self.ctx: _Context | None = None
+        self.ctx: MarketContext | None = None
         self.data: BarData | None = None
         self.leverage = leverage
         self.protective: dict[str, WorkingOrder] = {}
@@ -179,6 +179,12 @@ class Kernel:
         self.failure: BaseException | None = None
         # nobody listens (a plain backtest): skip building balance snapshots per batch
         self._quiet = type(self.store) is NullLedgerStore and type(self.bus) is NullEventBus
+        # quiet and inside run_bars: batches would be dropped unread, so events and batch
+        # entries are not built at all (handle() always builds them: it returns the events)
+        self._silent = False
+        # SimulatedClock.now() for the clock's current ns (datetimes are immutable)
+        self._now_ns = -1
+        self._now_dt: datetime | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -194,7 +200,7 @@ class Kernel:
         m = self._market(symbol)
         m.strategies.append(strategy)
         if m.ctx is None:
-            m.ctx = _Context(self, m)
+            m.ctx = MarketContext(self, m)
 
     def _market(self, symbol: str) -> _Market:
         try:
@@ -210,6 +216,16 @@ class Kernel:
             raise InvalidInputError(
                 f"leverage {leverage} exceeds the {instrument.symbol} maximum of {instrument.max_leverage}",
                 field="leverage", details={"max_leverage": instrument.max_leverage})
+
+    def _now(self) -> datetime:
+        clock = self.clock
+        if type(clock) is SimulatedClock:
+            ns = clock._ns
+            if ns != self._now_ns:
+                self._now_dt = clock.now()
+                self._now_ns = ns
+            return self._now_dt  # type: ignore[return-value]
+        return clock.now()
 
     # ------------------------------------------------------------------ prices
 
@@ -257,6 +273,7 @@ class Kernel:
         start = len(self._batch.events)
         order: Order | None = None
         orders: list[Order] = []
+        silent, self._silent = self._silent, False  # a command returns its events
         try:
             if isinstance(command, SubmitOrder):
                 order = self._submit(command)
@@ -273,7 +290,7 @@ class Kernel:
                 if set_venue_leverage is not None:  # a live venue keeps its own setting (engine.live)
                     set_venue_leverage(command.leverage)
                 m.leverage = command.leverage
-                self._emit(LeverageChanged(self.clock.now(), command.symbol, command.leverage))
+                self._emit(LeverageChanged(self._now(), command.symbol, command.leverage))
             elif isinstance(command, PanicExit):
                 orders = self._panic(command.reason)
             elif isinstance(command, SetKillSwitch):
@@ -284,6 +301,7 @@ class Kernel:
             else:
                 raise InvalidInputError(f"unknown command {type(command).__name__}", field="command")
         finally:
+            self._silent = silent
             events = list(self._batch.events[start:])
             try:
                 self.flush()
@@ -316,9 +334,12 @@ class Kernel:
         return result.order
 
     def _emit(self, event: Event) -> None:
-        self._batch.events.append(event)
+        if not self._silent:
+            self._batch.events.append(event)
 
     def _touch(self, order: Order) -> None:
+        if self._silent:
+            return
         batch = self._batch
         if not batch.orders or batch.orders[-1] is not order:
             batch.orders.append(order)
@@ -364,17 +385,19 @@ class Kernel:
         sl = inst.round_price(cmd.stop_loss) if cmd.stop_loss is not None else None
         tp = inst.round_price(cmd.take_profit) if cmd.take_profit is not None else None
         return Order(
-            id=self.ids.next(prefix), symbol=inst.symbol, side=side, type=cmd.type, quantity=quantity,
-            created_at=self.clock.now(), price=price, stop_price=stop, time_in_force=cmd.time_in_force,
+            id=self.ids.next(prefix), symbol=m.symbol, side=side, type=cmd.type, quantity=quantity,
+            created_at=self._now(), price=price, stop_price=stop, time_in_force=cmd.time_in_force,
             reduce_only=cmd.reduce_only, stop_loss=sl, take_profit=tp, strategy=cmd.strategy, tag=cmd.tag,
             client_order_id=cmd.client_order_id, equity_fraction=cmd.equity_fraction,
         )
 
     def _reject(self, order: Order, code: str, reason: str, *, denied: bool = False) -> Order:
-        order.transition(OrderStatus.REJECTED, self.clock.now(), reason_code=code, reason=reason)
-        self._touch(order)
-        cls = OrderDenied if denied else OrderRejected
-        self._emit(cls(self.clock.now(), order.id, order.symbol, code, reason))
+        now = self._now()
+        order.transition(OrderStatus.REJECTED, now, reason_code=code, reason=reason)
+        if not self._silent:
+            self._touch(order)
+            cls = OrderDenied if denied else OrderRejected
+            self._emit(cls(now, order.id, order.symbol, code, reason))
         return order
 
     def _submit(self, cmd: SubmitOrder) -> Order:
@@ -401,10 +424,11 @@ class Kernel:
                     problem = self._margin_problem(m, order, order.quantity, ref)
                     if problem is not None:
                         return self._reject(order, INSUFFICIENT_BALANCE, problem)
-        now = self.clock.now()
+        now = self._now()
         order.transition(OrderStatus.ACCEPTED, now)
-        self._emit(OrderAccepted(now, order.id, order.symbol, order.side, order.type,
-                                 order.quantity if order.quantity is not None else ZERO))
+        if not self._silent:
+            self._emit(OrderAccepted(now, order.id, order.symbol, order.side, order.type,
+                                     order.quantity if order.quantity is not None else ZERO))
         if order.equity_fraction is not None:
             self._fractions[order.id] = order.equity_fraction
         w = self._working(m, order)
@@ -444,23 +468,23 @@ class Kernel:
         return None
 
     def _expire(self, order: Order, reason: str) -> None:
-        order.transition(OrderStatus.EXPIRED, self.clock.now())
+        order.transition(OrderStatus.EXPIRED, self._now())
         self._touch(order)
-        self._emit(OrderExpired(self.clock.now(), order.id, order.symbol, reason))
+        self._emit(OrderExpired(self._now(), order.id, order.symbol, reason))
         self._fractions.pop(order.id, None)
 
     def _cancel(self, order_id: str, reason: str) -> Order:
         order = self.orders.get(order_id)
         if order is None:
             raise NotFoundError("order", order_id, code="ORDER_NOT_FOUND")
-        order.transition(OrderStatus.CANCELLED, self.clock.now())  # raises on a terminal order
+        order.transition(OrderStatus.CANCELLED, self._now())  # raises on a terminal order
         m = self.markets[order.symbol]
         m.broker.cancel(order_id)
         for key, w in list(m.protective.items()):
             if w.order is order:
                 del m.protective[key]
         self._touch(order)
-        self._emit(OrderCancelled(self.clock.now(), order.id, order.symbol, reason))
+        self._emit(OrderCancelled(self._now(), order.id, order.symbol, reason))
         self._fractions.pop(order_id, None)
         return order
 
@@ -474,7 +498,7 @@ class Kernel:
             return None
         qty = position.quantity if quantity is None else min(quantity, position.quantity)
         side = OrderSide.SELL if position.side is PositionSide.LONG else OrderSide.BUY
-        cmd = SubmitOrder(symbol=m.instrument.symbol, side=side, type=OrderType.MARKET, quantity=qty,
+        cmd = SubmitOrder(symbol=m.symbol, side=side, type=OrderType.MARKET, quantity=qty,
                           reduce_only=True, strategy=strategy or position.strategy)
         return self._submit(cmd)
 
@@ -488,7 +512,7 @@ class Kernel:
 
     def _panic(self, reason: str) -> list[Order]:
         self.risk.engage_kill_switch(reason)
-        self._emit(RiskHalted(self.clock.now(), "KILL_SWITCH", reason))
+        self._emit(RiskHalted(self._now(), "KILL_SWITCH", reason))
         for order in list(self.orders.values()):
             if order.status.is_open and not order.reduce_only:
                 self._cancel(order.id, reason)
@@ -514,11 +538,11 @@ class Kernel:
         rate = self.config.fees.taker
         acct = self.ledger.account
         marks = self.marks()
-        marks[m.instrument.symbol] = price
+        marks[m.symbol] = price
         equity = acct.equity(marks)
         used = acct.used_margin
         if close_qty:
-            position = acct.positions[m.instrument.symbol]
+            position = acct.positions[m.symbol]
             equity = _C.subtract(equity, _C.multiply(_C.multiply(close_qty, price), rate))
             used = _C.subtract(used, position.margin)
         available = max(_C.subtract(_C.subtract(equity, used), acct.reserved_margin), ZERO)
@@ -597,35 +621,38 @@ class Kernel:
 
     def _fill(self, m: _Market, order: Order, qty: Decimal, price: Decimal, match: Match,
               reason: ExitReason | None) -> None:
-        now = self.clock.now()
+        now = self._now()
         fees = self.config.fees
         rate = fees.maker if match.liquidity.value == "maker" else fees.taker
         fee = _C.multiply(_C.multiply(qty, price), rate)
         fill = Fill(self.ids.next("fill"), order.id, order.symbol, order.side, qty, price, fee,
                     self.config.currency, now, match.liquidity, reason)
         order.record_fill(qty, price, fee, now)
-        self._touch(order)
         position_before = self.ledger.position(order.symbol)
+        silent = self._silent
         events, touched, trips = self.ledger.apply_fill(fill, leverage=m.leverage, strategy=order.strategy,
-                                                        stop_loss=order.stop_loss)
-        self._emit(OrderFilled(now, fill, order.status, order.filled_quantity))
-        batch = self._batch
-        batch.fills.append(fill)
-        for event in events:
-            batch.events.append(event)
-        for p in touched:
-            if p not in batch.positions:
-                batch.positions.append(p)
-            if not p.is_open:
-                batch.closed_position_ids.append(p.id)
-        batch.trades.extend(trips)
+                                                        stop_loss=order.stop_loss, emit=not silent)
+        if not silent:
+            self._touch(order)
+            self._emit(OrderFilled(now, fill, order.status, order.filled_quantity))
+            batch = self._batch
+            batch.fills.append(fill)
+            for event in events:
+                batch.events.append(event)
+            for p in touched:
+                if p not in batch.positions:
+                    batch.positions.append(p)
+                if not p.is_open:
+                    batch.closed_position_ids.append(p.id)
+            batch.trades.extend(trips)
         if reason is ExitReason.LIQUIDATION and position_before is not None:
             self._emit(PositionLiquidated(now, position_before.id, order.symbol, price))
-        day = self._day()
-        for trip in trips:
-            halted = self.risk.on_trade(trip, day)
-            if halted is not None:
-                self._emit(RiskHalted(now, halted[0], halted[1]))
+        if trips:
+            day = self._day()
+            for trip in trips:
+                halted = self.risk.on_trade(trip, day)
+                if halted is not None:
+                    self._emit(RiskHalted(now, halted[0], halted[1]))
         self._after_position_change(m, order)
         if m.ctx is not None:
             for strategy in m.strategies:
@@ -647,9 +674,12 @@ class Kernel:
             if order.take_profit is not None:
                 position.take_profit = order.take_profit
                 self._protect(m, position, "tp", OrderType.LIMIT, order.take_profit, ExitReason.TAKE_PROFIT)
+        mmr = self.config.maintenance_margin_rate
+        if position.side is PositionSide.LONG and position.leverage == 1 and mmr < ONE:
+            return  # E·(1 − 1/1)/(1 − mmr) = 0: a long at leverage 1 cannot be liquidated
         if self.config.liquidation and (m.leverage > 1 or m.instrument.kind is InstrumentKind.PERPETUAL
                                         or position.side is PositionSide.SHORT):
-            liq = position.liquidation_price(self.config.maintenance_margin_rate)
+            liq = position.liquidation_price(mmr)
             if liq is not None:
                 rounding = ROUND_CEILING if position.side is PositionSide.LONG else ROUND_FLOOR
                 liq_price = _C.multiply(Decimal(self._ticks(m, liq, rounding)), m.tick)
@@ -665,15 +695,15 @@ class Kernel:
         prefix = {"sl": "sl", "tp": "tp", "liq": "liq"}[key]
         order = Order(
             id=self.ids.next(prefix), symbol=position.symbol, side=side, type=kind, quantity=None,
-            equity_fraction=ONE, created_at=self.clock.now(),
+            equity_fraction=ONE, created_at=self._now(),
             price=price if kind is OrderType.LIMIT else None,
             stop_price=price if kind is OrderType.STOP_MARKET else None,
             reduce_only=True, strategy=position.strategy, tag=reason.value,
         )
         self.orders[order.id] = order
-        order.transition(OrderStatus.ACCEPTED, self.clock.now())
+        order.transition(OrderStatus.ACCEPTED, self._now())
         self._touch(order)
-        self._emit(OrderAccepted(self.clock.now(), order.id, order.symbol, order.side, order.type, ZERO))
+        self._emit(OrderAccepted(self._now(), order.id, order.symbol, order.side, order.type, ZERO))
         w = self._working(m, order, reason=reason, protective=kind is OrderType.STOP_MARKET, closes_position=True)
         m.protective[key] = w
         m.broker.engine.add(w)
@@ -711,72 +741,13 @@ class Kernel:
 
     def run_bars(self, symbol: str, data: BarData, ticks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
                  close_ns: np.ndarray) -> None:
-        """Run the event loop over pre-converted bars (a backtest).
+        """Run the event loop over pre-converted bars (a backtest); see :func:`replay.run_bars`.
 
         ``ticks`` are int64 open/high/low/close arrays in ticks; ``close_ns`` the UTC close
         time of each bar in ns. Strategies see bar ``i`` after it closed; their market
         orders fill at bar ``i + 1``'s open.
         """
-        self._check_running()
-        m = self._market(symbol)
-        m.data = data
-        clock = self.clock
-        if not isinstance(clock, SimulatedClock):
-            raise InvalidInputError("run_bars needs a SimulatedClock", field="clock")
-        opens, highs, lows, closes = (a.tolist() for a in ticks)
-        open_ns = data.time_ns.tolist()
-        close_list = close_ns.tolist()
-        volumes = data.volume.tolist() if m.broker.engine.volume_limit is not None else None
-        strategies = m.strategies
-        for s in strategies:
-            s.prepare(data)
-        ctx = m.ctx
-        if ctx is not None:
-            clock.set_ns(open_ns[0]) if open_ns else None
-            for s in strategies:
-                s.on_start(ctx)
-        ledger = self.ledger
-        working = m.broker.engine.working
-        on_bar = m.broker.engine.on_bar
-        # the loop allocates many small acyclic objects; the cyclic GC only costs time here
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            self._loop(m, opens, highs, lows, closes, open_ns, close_list, volumes, strategies, ctx, ledger,
-                       working, on_bar)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        if ctx is not None:
-            for s in strategies:
-                s.on_stop(ctx)
-        self.flush()
-
-    def _loop(self, m, opens, highs, lows, closes, open_ns, close_list, volumes, strategies, ctx, ledger,
-              working, on_bar) -> None:
-        clock = self.clock
-        single = strategies[0].on_bar if len(strategies) == 1 else None
-        for i in range(len(opens)):
-            clock._ns = open_ns[i]  # monotonic by construction (checked by the backtest)
-            ledger.index = i
-            if working:
-                o = opens[i]
-                matches, expiries = on_bar(o, highs[i], lows[i], volumes[i] if volumes is not None else None)
-                if matches or expiries:
-                    self._process(m, matches, expiries, o, highs[i], lows[i])
-                working = m.broker.engine.working
-            m.last = closes[i]
-            clock._ns = close_list[i]
-            if ctx is not None:
-                ctx.i = i
-                if single is not None:
-                    single(ctx)
-                else:
-                    for s in strategies:
-                        s.on_bar(ctx)
-                working = m.broker.engine.working
-            if self._batch.events:
-                self.flush()
+        replay.run_bars(self, symbol, data, ticks, close_ns)
 
     def on_bar(self, symbol: str, bar: Bar, close_at: datetime | None = None) -> None:
         """Process one closed bar from a live or paper feed (same rules as :meth:`run_bars`)."""
@@ -863,95 +834,6 @@ class Kernel:
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return [o for o in self.orders.values() if o.status.is_open and (symbol is None or o.symbol == symbol)]
-
-
-class _Context:
-    """The StrategyContext the kernel hands to strategies of one market."""
-
-    __slots__ = ("_k", "_m", "i", "_symbol", "_name")
-
-    def __init__(self, kernel: Kernel, market: _Market):
-        self._k = kernel
-        self._m = market
-        self.i = 0
-        self._symbol = market.instrument.symbol
-
-    @property
-    def now(self) -> datetime:
-        return self._k.clock.now()
-
-    @property
-    def data(self) -> BarData:
-        assert self._m.data is not None
-        return self._m.data
-
-    @property
-    def symbol(self) -> str:
-        return self._symbol
-
-    @property
-    def instrument(self) -> Instrument:
-        return self._m.instrument
-
-    @property
-    def book(self) -> BookTop | None:
-        return self._m.book
-
-    @property
-    def position(self) -> Position | None:
-        return self._k.ledger.account.positions.get(self._symbol)
-
-    @property
-    def position_quantity(self) -> Decimal:
-        p = self._k.ledger.account.positions.get(self._symbol)
-        return p.signed_quantity if p is not None else ZERO
-
-    @property
-    def last_price(self) -> Decimal | None:
-        return self._k.mark(self._symbol)
-
-    def equity(self) -> Decimal:
-        return self._k.equity()
-
-    def _strategy_name(self) -> str | None:
-        strategies = self._m.strategies
-        return strategies[0].name if strategies else None
-
-    def _order(self, side: OrderSide, quantity: Decimal | None, fraction: Decimal | None = None,
-               **kwargs: Any) -> str | None:
-        if quantity is None and fraction is None:
-            fraction = ONE
-        cmd = SubmitOrder(symbol=self._symbol, side=side, quantity=quantity, equity_fraction=fraction,
-                          strategy=self._strategy_name(), **kwargs)
-        order = self._k._submit(cmd)
-        return order.id
-
-    def buy(self, quantity: Decimal | None = None, fraction: Decimal | None = None, **kwargs: Any) -> str | None:
-        """Buy ``quantity`` (or ``fraction`` of available margin; all of it by default). kwargs as SubmitOrder."""
-        return self._order(OrderSide.BUY, quantity, fraction, **kwargs)
-
-    def sell(self, quantity: Decimal | None = None, fraction: Decimal | None = None, **kwargs: Any) -> str | None:
-        return self._order(OrderSide.SELL, quantity, fraction, **kwargs)
-
-    def close_position(self, quantity: Decimal | None = None) -> str | None:
-        order = self._k._close_position(self._symbol, quantity, self._strategy_name(), required=False)
-        return order.id if order is not None else None
-
-    def cancel(self, order_id: str) -> None:
-        self._k._cancel(order_id, "cancelled by strategy")
-
-    def size_for_risk(self, entry_price: Decimal, stop_price: Decimal) -> Decimal:
-        """Quantity risking the configured ``risk_per_trade`` of equity between entry and stop."""
-        fraction = self._k.risk.limits.risk_per_trade
-        if fraction is None:
-            raise InvalidInputError("risk_per_trade is not configured", field="risk_per_trade")
-        return size_for_risk(equity=self.equity(), risk_fraction=fraction, entry_price=entry_price,
-                             stop_price=stop_price, instrument=self._m.instrument,
-                             fee_rate=self._k.config.fees.taker)
-
-    def round_price(self, price: float | Decimal) -> Decimal:
-        value = price if isinstance(price, Decimal) else Decimal(repr(float(price)))
-        return self._m.instrument.round_price(value)
 
 
 __all__ = ["CommandResult", "FeeSchedule", "Kernel", "KernelConfig", "LIMIT", "STOP_MARKET"]

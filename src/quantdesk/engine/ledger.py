@@ -82,8 +82,13 @@ class Ledger:
         leverage: int = 1,
         strategy: str | None = None,
         stop_loss: Decimal | None = None,
+        emit: bool = True,
     ) -> tuple[list[Event], list[Position], list[RoundTrip]]:
-        """Book ``fill``; return the events, the positions it touched and the trades it closed."""
+        """Book ``fill``; return the events, the positions it touched and the trades it closed.
+
+        ``emit=False`` books exactly the same but builds no events (the list comes back empty):
+        for a caller that would drop them unread.
+        """
         acct = self.account
         events: list[Event] = []
         touched: list[Position] = []
@@ -92,7 +97,8 @@ class Ledger:
         if fill.fee:
             acct.credit(-fill.fee)
             acct.fees_paid = _C.add(acct.fees_paid, fill.fee)
-            events.append(BalanceChanged(at, acct.currency, acct.wallet, -fill.fee, "fee"))
+            if emit:
+                events.append(BalanceChanged(at, acct.currency, acct.wallet, -fill.fee, "fee"))
         position = acct.positions.get(fill.symbol)
         remaining = fill.quantity
         open_fee = fill.fee
@@ -105,16 +111,19 @@ class Ledger:
             gross = _C.subtract(position.realized_pnl, before)
             acct.credit(gross)
             acct.realized_pnl = _C.add(acct.realized_pnl, gross)
-            events.append(BalanceChanged(at, acct.currency, acct.wallet, gross, "realized_pnl"))
-            events.extend(TradeClosed(at, t) for t in trips)
+            if emit:
+                events.append(BalanceChanged(at, acct.currency, acct.wallet, gross, "realized_pnl"))
+                events.extend(TradeClosed(at, t) for t in trips)
             self.trades.extend(trips)
             touched.append(position)
             remaining = _C.subtract(remaining, closing)
             if not position.is_open:
                 del acct.positions[fill.symbol]
-                events.append(PositionClosed(at, position.id, position.symbol, position.side, position.realized_pnl))
+                if emit:
+                    events.append(PositionClosed(at, position.id, position.symbol, position.side,
+                                                 position.realized_pnl))
                 position = None
-            else:
+            elif emit:
                 events.append(PositionChanged(at, position.id, position.symbol, position.side,
                                               position.quantity, position.entry_price))
         if remaining > 0:
@@ -126,12 +135,14 @@ class Ledger:
                                     at, strategy=strategy)
                 acct.positions[fill.symbol] = position
                 position.add(part, stop_loss=stop_loss)
-                events.append(PositionOpened(at, position.id, position.symbol, position.side, position.quantity,
-                                             position.entry_price, leverage))
+                if emit:
+                    events.append(PositionOpened(at, position.id, position.symbol, position.side,
+                                                 position.quantity, position.entry_price, leverage))
             else:
                 position.add(part, stop_loss=stop_loss)
-                events.append(PositionChanged(at, position.id, position.symbol, position.side,
-                                              position.quantity, position.entry_price))
+                if emit:
+                    events.append(PositionChanged(at, position.id, position.symbol, position.side,
+                                                  position.quantity, position.entry_price))
             touched.append(position)
         self.fills.append(fill)
         p = acct.positions.get(fill.symbol)

@@ -6,6 +6,8 @@ implements hooks the kernel calls:
 - ``prepare(data)``: compute array indicators over the bars so far. Must be causal (the
   value at ``i`` uses bars ``≤ i`` only); the kernel calls it once for a backtest and again
   whenever live data grows.
+- optionally ``active_bars()``: after ``prepare``, the bars ``on_bar`` may act on (a bool
+  array), so a backtest can step over the others.
 - ``on_start(ctx)``, ``on_bar(ctx)`` (after bar ``ctx.i`` closed), ``on_fill(ctx, fill)``,
   ``on_book(ctx, book)`` (order-book strategies), ``on_stop(ctx)``.
 - optionally ``signals(data)`` returning :class:`Signals` (entry/exit arrays) to run on the
@@ -170,6 +172,15 @@ class Strategy:
 
     def signals(self, data: BarData) -> Signals | None:
         """Vectorised signals for the fast path, or None if the strategy has none."""
+        return None
+
+    def active_bars(self) -> np.ndarray | None:
+        """The bars ``on_bar`` may act on, as a bool array over the data last given to ``prepare``.
+
+        None (the default) means every bar. A backtest may skip ``on_bar`` on the other bars
+        (and skip them entirely while no order is working), so mark a bar inactive only when
+        ``on_bar`` does nothing there.
+        """
         return None
 
     def on_start(self, ctx: StrategyContext) -> None: ...

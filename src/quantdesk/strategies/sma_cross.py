@@ -57,8 +57,12 @@ class SmaCross(Strategy):
         sx = none if s.short_exit is None else s.short_exit
         # plain lists: indexing them per bar is several times cheaper than numpy scalars
         self._le, self._lx, self._se, self._sx = (a.tolist() for a in (s.long_entry, s.long_exit, se, sx))
-        self._any = (s.long_entry | s.long_exit | se | sx).tolist()
+        self._active = s.long_entry | s.long_exit | se | sx
+        self._any = self._active.tolist()
         self._fraction = self.params["size_fraction"]
+
+    def active_bars(self) -> np.ndarray:
+        return self._active
 
     def on_bar(self, ctx) -> None:
         i = ctx.i
