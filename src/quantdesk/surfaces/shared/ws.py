@@ -114,7 +114,12 @@ class Client:
             if not sent:
                 waiters = [asyncio.ensure_future(s.get()) for s in self.subs.values()]
                 wake = asyncio.ensure_future(self._wake.wait())
-                done, pending = await asyncio.wait([*waiters, wake], return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    done, pending = await asyncio.wait([*waiters, wake], return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:  # the socket closed: leave no waiter behind
+                    for task in (*waiters, wake):
+                        task.cancel()
+                    raise
                 # a waiter may finish between wait() returning and cancel(): keep its message (lossless)
                 late = [task for task in pending if not task.cancel()]
                 self._wake.clear()
