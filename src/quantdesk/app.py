@@ -8,6 +8,7 @@ import os
 import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -65,6 +66,9 @@ from quantdesk.surfaces.shared import ws as ws_routes
 from quantdesk.surfaces.shared.errors import ErrorRouter, install_handlers
 from quantdesk.surfaces.shared.gateway import Gateway, RateLimits
 from quantdesk.surfaces.shared.responses import JsonResponse
+
+if TYPE_CHECKING:
+    from quantdesk.adapters.feeds.ccxt_live import CcxtLiveFeed
 
 log = logging.getLogger("quantdesk")
 
@@ -176,11 +180,17 @@ def _build_trading(settings: Settings, engine: Engine, market: MarketDataService
                           trade_query=accounts, jobs=jobs)
 
 
-def _live_feed(settings: Settings, market: MarketDataService) -> LiveSimFeed | None:
-    """The simulated live feed of the crypto perpetuals (publishes market:/book:/bars: topics), if enabled."""
-    if not settings.live_feed_speed or settings.crypto_provider != "sim":
+def _live_feed(settings: Settings, market: MarketDataService) -> LiveSimFeed | CcxtLiveFeed | None:
+    """The live feed of the crypto perpetuals (publishes market:/book:/bars: topics): sim, or ccxt.pro streams."""
+    if not settings.live_feed_speed:
         return None
-    return LiveSimFeed(market.providers["sim"], market.list_symbols(kind="perpetual"), speed=settings.live_feed_speed)
+    perpetuals = market.list_symbols(kind="perpetual")
+    if settings.crypto_provider == "ccxt":
+        from quantdesk.adapters.feeds.ccxt_live import CcxtLiveFeed
+
+        return CcxtLiveFeed(settings.ccxt_exchange, perpetuals, base_url=settings.ccxt_base_url,
+                            ws_url=settings.ccxt_ws_url)
+    return LiveSimFeed(market.providers["sim"], perpetuals, speed=settings.live_feed_speed)
 
 
 def _build_jobs(settings: Settings, engine: Engine, bus: InMemoryEventBus) -> JobService:

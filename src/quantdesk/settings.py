@@ -32,12 +32,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="JSON/form bodies")
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="multipart uploads")
     sim_seed: int = Field(7, description="seed of the deterministic simulated market")
-    live_feed_speed: float = Field(1.0, ge=0, description="simulated live crypto feed, x real time; 0 turns it off")
+    live_feed_speed: float = Field(1.0, ge=0, description="simulated live crypto feed, x real time; 0 turns any live feed off")
     paper_initial_balance: Decimal = Field(Decimal(10_000), gt=0, description="USDT in a new paper account")
     crypto_provider: Literal["sim", "ccxt"] = Field("sim", description="bars for crypto pairs")
     equity_provider: Literal["sim", "yahoo", "openalgo"] = Field("sim", description="bars for NSE/BSE stocks")
     ccxt_exchange: str = Field("binance", description="ccxt exchange id for crypto bars")
     ccxt_base_url: str | None = Field(None, description="override the exchange's REST URL (testnets, proxies)")
+    ccxt_ws_url: str | None = Field(
+        None, description="relay for the exchange's WebSockets (live feed), each under /<original host><path>"
+    )
     yahoo_base_url: str = "https://query1.finance.yahoo.com"
     openalgo_url: str | None = Field(None, description="OpenAlgo server, e.g. http://127.0.0.1:5000")
     openalgo_api_key: SecretStr | None = None
