@@ -181,6 +181,29 @@ def bar_close_at(rules: SessionRules, timeframe: Timeframe, open_at: datetime) -
     return min(closes, bounds[1]) if bounds else closes
 
 
+def settled_bars(rules: SessionRules, timeframe: Timeframe, now: datetime) -> tuple[datetime | None, datetime]:
+    """(open of the newest bar closed by ``now``, open of the oldest bar not closed by ``now``).
+
+    Every bar opening before the second instant has closed and none opening at or after it
+    has, so a series holding the first bar is complete up to the second (e.g. an NSE daily
+    series, after the close, through the next session's open). The first is None when no
+    bar closed within ten years. Raises InvalidInputError for a naive ``now``.
+    """
+    day = rules.local_date(_require_aware(now, "now"))
+    pending = None
+    for offset in range(-1, 3660):  # a day's bars close within that local day
+        pending = next((o for o, c in bar_bounds_of_day(rules, timeframe, day + offset * _DAY) if c > now), None)
+        if pending is not None:
+            break
+    if pending is None:
+        raise InvalidInputError(f"no session of {rules.name} within ten years after {now.isoformat()}", field="now")
+    for offset in range(1, 3661):
+        closed = [o for o, c in bar_bounds_of_day(rules, timeframe, day + (1 - offset) * _DAY) if c <= now]
+        if closed:
+            return closed[-1], pending
+    return None, pending
+
+
 def lookback_start(rules: SessionRules, timeframe: Timeframe, end: datetime, count: int) -> datetime:
     """An instant early enough that ``[result, end)`` holds at least ``count`` bars of ``timeframe``."""
     if count < 0:

@@ -1,12 +1,15 @@
 """FluxScan scans: run a scanner over a watchlist, with live progress, cancel, results and export.
 
-Execution model (one machine): a scan runs on a thread of the server process that loads the
-bars (:class:`~quantdesk.services.fluxscan_bars.ScanBarsLoader`) and hands them, in chunks of
-about a tenth of the watchlist, to the injected :class:`ScannerExecutor` (the warm sandbox
-pool; user code never runs in the server process). After each chunk its results are stored
-in one insert and the signal count advances; progress is published per symbol on the bus
-topic ``fluxscan.scan.<id>`` as ``{"type": "scan_progress" | "scan_complete", "owner_id",
-"data"}``. A scan is recorded in its own table (not as a JobService job: the job executor
+Execution model (one machine): a scan runs on a thread of the server process that hands the
+watchlist, in chunks of about a quarter (at most :data:`MAX_CHUNK_SYMBOLS`), to the injected
+:class:`ScannerExecutor` (the warm sandbox pool; user code never runs in the server process).
+A helper thread loads the next chunk's bars
+(:class:`~quantdesk.services.fluxscan_bars.ScanBarsLoader`) and stores the previous chunk's
+results (one insert per chunk) while the sandbox runs the current one; the signal count
+advances after each chunk, and the scan is finished only once every result is stored.
+Progress is published on the bus topic ``fluxscan.scan.<id>`` (at most once per whole
+percent, and at each chunk's end) as ``{"type": "scan_progress" | "scan_complete",
+"owner_id", "data"}``. A scan is recorded in its own table (not as a JobService job: the job executor
 would run it in a worker process with a second sandbox pool per job).
 """
 
@@ -18,6 +21,7 @@ import math
 import threading
 import time as monotonic
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
@@ -27,7 +31,7 @@ from quantdesk.core.errors import ConflictError, InvalidInputError, NotFoundErro
 from quantdesk.core.market import Timeframe
 from quantdesk.services.accounts import Principal
 from quantdesk.services.fluxscan import FluxScanService
-from quantdesk.services.fluxscan_bars import ScanBarsLoader, slice_bars
+from quantdesk.services.fluxscan_bars import ScanBarsLoader
 from quantdesk.services.fluxscan_ports import (
     FINISHED_SCANS,
     FluxScanStore,
@@ -39,7 +43,7 @@ from quantdesk.services.fluxscan_ports import (
     ScanStatus,
     Watchlist,
 )
-from quantdesk.services.scanner_code import ScannerExecutor, SymbolResult
+from quantdesk.services.scanner_code import ScanBars, ScannerExecutor, SymbolResult
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,10 @@ TOPIC_PREFIX = "fluxscan.scan."
 MAX_RUNNING_SCANS = 10
 MAX_EXPORT_ROWS = 100_000
 MAX_TEST_SYMBOLS = 50
+# A scan runs in a few chunks: each stores its results as it ends, and each ends with one
+# sandbox worker idle while the other finishes its last batch, so fewer chunks run faster.
+SCAN_CHUNKS = 4
+MAX_CHUNK_SYMBOLS = 1000
 RESTART_REASON = "server restarted while the scan was running"
 IST = ZoneInfo("Asia/Kolkata")
 
@@ -272,36 +280,53 @@ class ScanService:
                  timeframe: Timeframe, lookback: int) -> None:
         scan = live.scan
         status, error = ScanStatus.COMPLETED, None
+        symbols = list(watchlist.symbols)
+        size = min(MAX_CHUNK_SYMBOLS, max(10, math.ceil(len(symbols) / SCAN_CHUNKS)))
+        chunks = [symbols[i:i + size] for i in range(0, len(symbols), size)]
+
+        def load(part: list[str]) -> tuple[ScanBars, dict[str, str]]:
+            return self.loader.load(part, watchlist.exchange, timeframe, lookback)
+
+        # One helper thread loads chunk k+1 and stores chunk k-1 while the sandbox runs chunk k
+        # (in that order, so results reach the database in scan order).
+        io = ThreadPoolExecutor(1, thread_name_prefix=f"scan-{scan.id}-io")
+        stored: Future | None = None
         try:
-            bars, load_errors = self.loader.load(list(watchlist.symbols), watchlist.exchange, timeframe, lookback)
-            failed = [self._row(scan, SymbolResult(s, None, {}, msg, 0.0), None) for s, msg in load_errors.items()]
-            self.store.add_results(failed)
-            with self._lock:
-                live.done += len(failed)
-            prices = _last_closes(bars)
-            total = len(bars)
-            chunk = max(10, math.ceil(total / 10))
-            for start in range(0, total, chunk):
+            loading = io.submit(load, chunks[0])
+            for k in range(len(chunks)):
                 if live.cancel.is_set():
                     break
-                base = live.done
-                part = slice_bars(bars, start, min(total, start + chunk))
+                bars, load_errors = loading.result()
+                if k + 1 < len(chunks):
+                    loading = io.submit(load, chunks[k + 1])
+                rows = [self._row(scan, SymbolResult(s, None, {}, msg, 0.0), None) for s, msg in load_errors.items()]
+                with self._lock:
+                    live.done += len(rows)
+                    base = live.done
 
                 def progress(symbol: str, done: int, _total: int, base: int = base) -> None:
                     self._progress(live, symbol, base + done)
 
-                results = self.executor.run(code, params, part, on_progress=progress, cancel=live.cancel)
-                rows = [self._row(scan, r, prices.get(r.symbol)) for r in results]
-                self.store.add_results(rows)
+                results = (self.executor.run(code, params, bars, on_progress=progress, cancel=live.cancel)
+                           if len(bars) else [])
+                prices = _last_closes(bars)
+                rows += [self._row(scan, r, prices.get(r.symbol)) for r in results]
+                if stored is not None:
+                    stored.result()  # raises the previous chunk's insert error, if any
+                stored = io.submit(self.store.add_results, rows)
                 with self._lock:
                     live.done = base + len(results)
                     live.signals += sum(1 for r in results if r.signal is not None)
                 self._progress(live, live.symbol, live.done, force=True)
+            if stored is not None:
+                stored.result()
             if live.cancel.is_set():
                 status = ScanStatus.CANCELLED
         except Exception as exc:  # the scan boundary: fail this scan, keep the server
             log.exception("scan %s failed", scan.id)
             status, error = ScanStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        finally:
+            io.shutdown(wait=True)  # a finished chunk's results are stored before the scan is
         self._finish(live, status, error)
 
     def _row(self, scan: Scan, r: SymbolResult, price: float | None) -> NewResult:

@@ -24,7 +24,15 @@ from quantdesk.core.clock import Clock
 from quantdesk.core.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError, QuantdeskError
 from quantdesk.core.instruments import Instrument, InstrumentKind, Venue, parse_symbol
 from quantdesk.core.market import Timeframe
-from quantdesk.core.sessions import SessionRules, bar_bounds_of_day, crypto_rules, lookback_start, nse_rules
+from quantdesk.core.sessions import (
+    SessionRules,
+    bar_bounds_of_day,
+    bar_close_at,
+    crypto_rules,
+    lookback_start,
+    nse_rules,
+    settled_bars,
+)
 from quantdesk.services.catalog import InstrumentCatalog, parse_venue
 from quantdesk.services.ports import (
     BAR_COLUMNS,
@@ -138,6 +146,7 @@ class MarketDataService:
         self._series_locks: dict[tuple[str, str, Timeframe], threading.Lock] = {}
         self._guard = threading.Lock()
         self._starts: dict[tuple, datetime] = {}
+        self._settled_cache: dict[tuple, tuple] = {}
         self.registry = registry
         if registry is not None:
             self._restore_imports(registry)
@@ -365,16 +374,36 @@ class MarketDataService:
         """Fetch and cache the parts of ``[start, upper)`` the series lacks (caller holds the series lock)."""
         provider = self.providers[name]
         key = instrument.id.key
-        for gap_start, gap_end in _missing(self.store.coverage(name, key, tf), start, upper):
+        newest, pending = self._settled(instrument, tf, now)
+        for gap_start, gap_end in _gaps(self.store.coverage(name, key, tf), start, upper, pending):
             bars = provider.history(instrument, tf, gap_start, gap_end)
-            # Only bars closed by now exist; record as covered just what cannot change later:
-            # everything before now - timeframe, and up to the newest bar the provider returned.
-            safe_end = min(gap_end, now - tf.delta)
-            if len(bars):
-                safe_end = max(safe_end, min(gap_end, bars.index[-1].to_pydatetime() + _TICK))
+            last = bars.index[-1].to_pydatetime() if len(bars) else None
+            # Record as covered just what cannot change later: everything before now - timeframe,
+            # and up to the newest bar the provider returned. When the gap ends after the newest
+            # closed bar and that bar is in the cache, the series is complete up to the next bar
+            # to close (an NSE daily series after the close: through the next session's open);
+            # a provider that has not published that bar yet leaves the tail to be asked again.
+            if newest is not None and gap_end > newest and (gap_start > newest or (last is not None and last >= newest)):
+                safe_end = pending
+            else:
+                safe_end = min(gap_end, now - tf.delta)
+                if last is not None:
+                    safe_end = max(safe_end, min(gap_end, last + _TICK))
             covered = [(gap_start, safe_end)] if safe_end > gap_start else []
             if len(bars) or covered:
                 self.store.write(name, key, tf, bars, covered)
+
+    def _settled(self, instrument: Instrument, tf: Timeframe, now: datetime) -> tuple[datetime | None, datetime]:
+        """``settled_bars`` of the instrument's venue, remembered until the next bar closes."""
+        rules = self._rules(instrument)
+        key = (instrument.id.venue, tf)
+        hit = self._settled_cache.get(key)
+        if hit is not None and hit[0] <= now < hit[1]:
+            return hit[2]
+        newest, pending = settled_bars(rules, tf, now)
+        since = bar_close_at(rules, tf, newest) if newest is not None else _EPOCH
+        self._settled_cache[key] = (since, bar_close_at(rules, tf, pending), (newest, pending))
+        return newest, pending
 
     def _lookback_plan(
         self, instrument: Instrument, tf: Timeframe, end_at: datetime, count: int, now: datetime
@@ -406,7 +435,8 @@ class MarketDataService:
     ) -> list[tuple[str, Instrument]]:
         """Fill the gaps of every member whose coverage lacks part of ``[start, upper)``; drop those that fail."""
         coverage = self.store.coverage_many(name, [i.id.key for _, i in members], tf)
-        todo = [(s, i) for s, i in members if _missing(coverage[i.id.key], start, upper)]
+        todo = [(s, i) for s, i in members
+                if _gaps(coverage[i.id.key], start, upper, self._settled(i, tf, now)[1])]
         if not todo:
             return members
 
@@ -518,6 +548,13 @@ def _missing(
     if cursor < end:
         gaps.append((cursor, end))
     return gaps
+
+
+def _gaps(
+    covered: list[tuple[datetime, datetime]], start: datetime, end: datetime, pending: datetime
+) -> list[tuple[datetime, datetime]]:
+    """``_missing`` without the gaps opening at or after ``pending``: no bar there has closed yet."""
+    return [(a, b) for a, b in _missing(covered, start, end) if a < pending]
 
 
 def _lookback_count(lookback: object) -> int:

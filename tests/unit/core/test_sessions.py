@@ -12,6 +12,7 @@ from quantdesk.core.sessions import (
     crypto_rules,
     lookback_start,
     nse_rules,
+    settled_bars,
 )
 
 HOLIDAY = date(2025, 10, 21)  # a Tuesday
@@ -100,3 +101,38 @@ def test_naive_datetime_rejected():
 def test_session_rules_reject_open_after_close():
     with pytest.raises(InvalidInputError):
         SessionRules("X", "UTC", time(16), time(9))
+
+
+@pytest.mark.parametrize(
+    ("rules", "tf", "now", "newest", "pending"),
+    [
+        # NSE daily after Friday's close: complete through Monday's open
+        (NSE, Timeframe.D1, datetime(2025, 10, 17, 11, tzinfo=UTC),
+         datetime(2025, 10, 17, 3, 45, tzinfo=UTC), datetime(2025, 10, 20, 3, 45, tzinfo=UTC)),
+        # Monday after the close, Tuesday a holiday: through Wednesday's open
+        (NSE, Timeframe.D1, datetime(2025, 10, 20, 10, tzinfo=UTC),
+         datetime(2025, 10, 20, 3, 45, tzinfo=UTC), datetime(2025, 10, 22, 3, 45, tzinfo=UTC)),
+        # during Monday's session its daily bar has not closed
+        (NSE, Timeframe.D1, datetime(2025, 10, 20, 5, tzinfo=UTC),
+         datetime(2025, 10, 17, 3, 45, tzinfo=UTC), datetime(2025, 10, 20, 3, 45, tzinfo=UTC)),
+        # 10:30 IST: the 09:15 hourly bar has closed, the 10:15 one has not
+        (NSE, Timeframe.H1, datetime(2025, 10, 20, 5, tzinfo=UTC),
+         datetime(2025, 10, 20, 3, 45, tzinfo=UTC), datetime(2025, 10, 20, 4, 45, tzinfo=UTC)),
+        (crypto_rules(), Timeframe.M1, datetime(2025, 11, 5, 12, 34, 56, tzinfo=UTC),
+         datetime(2025, 11, 5, 12, 33, tzinfo=UTC), datetime(2025, 11, 5, 12, 34, tzinfo=UTC)),
+    ],
+)
+def test_settled_bars_splits_closed_from_unclosed_bars(rules, tf, now, newest, pending):
+    assert settled_bars(rules, tf, now) == (newest, pending)
+
+
+@pytest.mark.parametrize("tf", [Timeframe.D1, Timeframe.H1, Timeframe.M15])
+def test_settled_bars_every_bar_before_pending_closed_none_after(tf):
+    for hours in range(0, 24 * 9, 5):
+        now = datetime(2025, 10, 15, tzinfo=UTC) + timedelta(hours=hours, minutes=7)
+        newest, pending = settled_bars(NSE, tf, now)
+        opens = bar_open_times(NSE, tf, now - timedelta(days=10), pending + timedelta(days=10))
+        closed = [o for o in opens if bar_close_at(NSE, tf, o) <= now]
+        assert closed[-1] == newest and all(o < pending for o in closed)
+        assert [o for o in opens if o >= pending][0] == pending
+        assert bar_close_at(NSE, tf, pending) > now
