@@ -46,6 +46,7 @@ from quantdesk.services.fluxscan_schedules import ScheduleService
 from quantdesk.services.health import HealthService
 from quantdesk.services.jobs import JobService
 from quantdesk.services.marketdata import MarketDataService
+from quantdesk.services.secrets import SecretBox
 from quantdesk.services.trading import TradingConfig, TradingService
 from quantdesk.settings import Settings
 from quantdesk.surfaces.breakout import errors as breakout_errors
@@ -144,7 +145,7 @@ def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runti
     market = build_market(settings, engine)
     jobs = _build_jobs(settings, engine, bus)
     trading = _build_trading(settings, engine, market, bus, jobs)
-    fluxscan = _build_fluxscan(engine, market, bus)
+    fluxscan = _build_fluxscan(engine, market, bus, SecretBox(secret))
     return Runtime(settings, engine, accounts, bus, counter, health, generated, jobs=jobs, market=market,
                    trading=trading, fluxscan=fluxscan)
 
@@ -159,10 +160,11 @@ def _openalgo_ping(base_url: str, api_key: str) -> tuple[bool, str]:
         feed.close()
 
 
-def _build_fluxscan(engine: Engine, market: MarketDataService, bus: InMemoryEventBus) -> FluxScanParts:
+def _build_fluxscan(engine: Engine, market: MarketDataService, bus: InMemoryEventBus,
+                    secrets: SecretBox) -> FluxScanParts:
     """FluxScan: SQL store, the scanner sandbox pool (one per server), scans and APScheduler schedules."""
     store = SqlFluxScanStore(engine)
-    service = FluxScanService(store, market, probe=_openalgo_ping)
+    service = FluxScanService(store, market, probe=_openalgo_ping, secrets=secrets)
     runner = ScannerRunner(workers=max(1, min(4, os.cpu_count() or 1)), per_symbol_timeout_s=5.0,
                            memory_limit_mb=1024)
     scans = ScanService(store, service, runner, bus, ScanBarsLoader(market))

@@ -33,6 +33,7 @@ from quantdesk.services.fluxscan_ports import (
 )
 from quantdesk.services.marketdata import MarketDataService
 from quantdesk.services.scanner_code import EXAMPLE_SCANNERS, ValidationReport, validate_scanner_code
+from quantdesk.services.secrets import SecretBox
 
 IST = ZoneInfo("Asia/Kolkata")
 MAX_WATCHLIST_SYMBOLS = 5000
@@ -85,8 +86,9 @@ class FluxScanService:
     """Scanners, watchlists, settings and stats of FluxScan users (ports injected)."""
 
     def __init__(self, store: FluxScanStore, market: MarketDataService, *, probe: ConnectionProbe | None = None,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 secrets: SecretBox | None = None, now: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.store = store
+        self._secrets = secrets
         self.market = market
         self._probe = probe
         self._now = now
@@ -301,7 +303,11 @@ class FluxScanService:
         """Validate and store setting changes: times HH:MM, IANA timezone, a known exchange."""
         key = f"fluxscan.settings.user.{principal.user_id}"
         stored = dict(self.store.get_setting(key) or {})
-        merged = {**DEFAULT_SETTINGS, **stored, **{k: v for k, v in changes.items() if v is not None}}
+        changes = {k: v for k, v in changes.items() if v is not None}
+        for name in SECRET_SETTINGS:  # secrets are sealed before they reach the database
+            if changes.get(name) and self._secrets is not None:
+                changes[name] = self._secrets.seal(str(changes[name]))
+        merged = {**DEFAULT_SETTINGS, **stored, **changes}
         errors: dict[str, str] = {}
         for field in ("market_open_time", "market_close_time"):
             try:
@@ -341,7 +347,10 @@ class FluxScanService:
             return False, "OpenAlgo is not configured: set openalgo_url (and openalgo_api_key) in /api/settings"
         if self._probe is None:
             return False, "OpenAlgo connectivity is not available on this server"
-        return self._probe(str(url), str(stored.get("openalgo_api_key") or ""))
+        key = str(stored.get("openalgo_api_key") or "")
+        if key and self._secrets is not None:
+            key = self._secrets.open(key)
+        return self._probe(str(url), key)
 
     # ---- stats -------------------------------------------------------------------------
     def stats(self, principal: Principal) -> OwnerStats:

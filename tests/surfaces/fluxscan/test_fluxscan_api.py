@@ -270,3 +270,25 @@ async def test_each_router_without_credentials_401(api, method, path):
     r = await api.client.request(method, path, json={})
     assert r.status_code == 401
     assert "error" in r.json()
+
+
+async def test_openalgo_key_is_encrypted_at_rest_and_still_authenticates(api):
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from fakes.openalgo import FakeOpenAlgo
+
+    h = await api.auth()
+    secret = "oa-live-key-7d1c"
+    with FakeOpenAlgo(datetime.now(UTC), api_key=secret) as fake:
+        r = await api.client.put("/api/settings", json={"openalgo_url": fake.url, "openalgo_api_key": secret},
+                                 headers=h)
+        assert r.status_code == 200 and secret not in r.text
+        engine = sa.create_engine(api.app.state.settings.database_url)
+        with engine.connect() as c:
+            stored = " ".join(str(v) for (v,) in c.execute(sa.text("SELECT value FROM app_settings")))
+        engine.dispose()
+        assert "openalgo_url" in stored and secret not in stored and "enc:v1:" in stored
+        r = await api.client.get("/api/settings/openalgo/test", headers=h)
+        assert r.json()["connected"] is True, r.json()
