@@ -183,6 +183,7 @@ def backtest(
     from pathlib import Path
 
     from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from quantdesk.adapters.feeds.file import FileFeed
@@ -210,8 +211,10 @@ def backtest(
                 label = symbol.upper()
         config = BacktestConfig(strategy=strategy, params=params, symbol=label, initial_balance=cash,
                                 commission=commission, leverage=leverage, mode=mode)
-        with console.status(f"running {strategy} over {len(bars):,} bars..."):
-            result = run_backtest(config, bars)
+        with Progress(TextColumn(f"{strategy} over {len(bars):,} bars"), BarColumn(), TaskProgressColumn(),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("run", total=len(bars))
+            result = run_backtest(config, bars, progress=lambda done, total: bar.update(task, completed=done))
     except QuantdeskError as err:
         _fail(err)
     if plot:

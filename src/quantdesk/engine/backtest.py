@@ -263,7 +263,8 @@ def _periods_per_year(cfg: BacktestConfig, steps: np.ndarray) -> float:
 # ---------------------------------------------------------------------------- running
 
 
-def run_backtest(config: BacktestConfig, bars: pd.DataFrame, strategy: Strategy | None = None) -> BacktestResult:
+def run_backtest(config: BacktestConfig, bars: pd.DataFrame, strategy: Strategy | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> BacktestResult:
     """Run ``config`` over ``bars``; raise InvalidInputError for bad data or parameters."""
     index, data, steps = _prepare(bars)
     strategy = strategy or create_strategy(config.strategy, dict(config.params))
@@ -277,11 +278,14 @@ def run_backtest(config: BacktestConfig, bars: pd.DataFrame, strategy: Strategy 
     instrument = _instrument(config, tick)
     if use_fast:
         ticks = (to_ticks(data.open, tick), None, None, to_ticks(data.close, tick))
-        return _run_fast(config, strategy, index, steps, data, ticks, instrument)
+        result = _run_fast(config, strategy, index, steps, data, ticks, instrument)
+        if progress is not None:
+            progress(len(index), len(index))
+        return result
     ticks = tuple(to_ticks(c, tick) for c in columns)
     step_ns = int(steps.min()) if steps.size else 86_400 * 10**9
     close_ns = data.time_ns + step_ns
-    return _run_event(config, strategy, index, steps, close_ns, data, ticks, instrument)
+    return _run_event(config, strategy, index, steps, close_ns, data, ticks, instrument, progress)
 
 
 def fast_path_blocker(config: BacktestConfig, strategy: Strategy) -> str | None:
@@ -322,11 +326,11 @@ def _make_kernel(config: BacktestConfig, instrument: Instrument) -> Kernel:
     return kernel
 
 
-def _run_event(config, strategy, index, steps, close_ns, data, ticks, instrument) -> BacktestResult:
+def _run_event(config, strategy, index, steps, close_ns, data, ticks, instrument, progress=None) -> BacktestResult:
     kernel = _make_kernel(config, instrument)
     symbol = instrument.symbol
     kernel.add_strategy(symbol, strategy)
-    kernel.run_bars(symbol, data, ticks, close_ns)
+    kernel.run_bars(symbol, data, ticks, close_ns, progress)
     if config.close_at_end and kernel.position(symbol) is not None:
         kernel.close_at_last(symbol, ExitReason.END_OF_DATA)
     ledger = kernel.ledger

@@ -24,6 +24,7 @@ and bar with ``ENGINE_HALTED`` until :meth:`Kernel.restore` loads the store's st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
@@ -740,14 +741,14 @@ class Kernel:
                     self._book(m, match)
 
     def run_bars(self, symbol: str, data: BarData, ticks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-                 close_ns: np.ndarray) -> None:
+                 close_ns: np.ndarray, progress: Callable[[int, int], None] | None = None) -> None:
         """Run the event loop over pre-converted bars (a backtest); see :func:`replay.run_bars`.
 
         ``ticks`` are int64 open/high/low/close arrays in ticks; ``close_ns`` the UTC close
         time of each bar in ns. Strategies see bar ``i`` after it closed; their market
         orders fill at bar ``i + 1``'s open.
         """
-        replay.run_bars(self, symbol, data, ticks, close_ns)
+        replay.run_bars(self, symbol, data, ticks, close_ns, progress)
 
     def on_bar(self, symbol: str, bar: Bar, close_at: datetime | None = None) -> None:
         """Process one closed bar from a live or paper feed (same rules as :meth:`run_bars`)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,9 +32,16 @@ if TYPE_CHECKING:  # the kernel calls in here; importing it at run time would ma
     from quantdesk.engine.kernel import Kernel
 
 
+PROGRESS_EVERY = 1 << 16  # bars between progress reports
+
+
 def run_bars(kernel: Kernel, symbol: str, data: BarData,
-             ticks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], close_ns: np.ndarray) -> None:
-    """Run ``kernel`` over ``symbol``'s bars: int64 ``ticks`` (open, high, low, close) and close times in ns."""
+             ticks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], close_ns: np.ndarray,
+             progress: Callable[[int, int], None] | None = None) -> None:
+    """Run ``kernel`` over ``symbol``'s bars: int64 ``ticks`` (open, high, low, close) and close times in ns.
+
+    ``progress(done, total)`` is called every ``PROGRESS_EVERY`` bars and once at the end.
+    """
     kernel._check_running()
     m = kernel._market(symbol)
     m.data = data
@@ -71,9 +79,9 @@ def run_bars(kernel: Kernel, symbol: str, data: BarData,
     kernel._silent = kernel._quiet  # nobody reads the batches: build no events
     try:
         if active is None:
-            _every_bar(kernel, m, *cols)
+            _every_bar(kernel, m, *cols, progress)
         else:
-            _active_bars(kernel, m, n, *cols, active)
+            _active_bars(kernel, m, n, *cols, active, progress)
     finally:
         kernel._silent = False
         if gc_was_enabled:
@@ -82,6 +90,8 @@ def run_bars(kernel: Kernel, symbol: str, data: BarData,
         for s in strategies:
             s.on_stop(ctx)
     kernel.flush()
+    if progress is not None:
+        progress(n, n)
 
 
 def active_bars(strategies: list[Strategy], n: int) -> list[int] | None:
@@ -101,7 +111,7 @@ def active_bars(strategies: list[Strategy], n: int) -> list[int] | None:
     return np.flatnonzero(union).tolist()
 
 
-def _every_bar(kernel, m, opens, highs, lows, closes, open_ns, close_ns, volumes) -> None:
+def _every_bar(kernel, m, opens, highs, lows, closes, open_ns, close_ns, volumes, progress) -> None:
     clock = kernel.clock
     ledger = kernel.ledger
     engine = m.broker.engine
@@ -110,7 +120,10 @@ def _every_bar(kernel, m, opens, highs, lows, closes, open_ns, close_ns, volumes
     ctx = m.ctx
     strategies = m.strategies
     single = strategies[0].on_bar if len(strategies) == 1 else None
-    for i in range(len(opens)):
+    n = len(opens)
+    for i in range(n):
+        if progress is not None and not i % PROGRESS_EVERY:
+            progress(i, n)
         clock._ns = open_ns[i]  # monotonic by construction (checked by the backtest)
         ledger.index = i
         if working:
@@ -133,7 +146,7 @@ def _every_bar(kernel, m, opens, highs, lows, closes, open_ns, close_ns, volumes
             kernel.flush()
 
 
-def _active_bars(kernel, m, n, opens, highs, lows, closes, open_ns, close_ns, volumes, active) -> None:
+def _active_bars(kernel, m, n, opens, highs, lows, closes, open_ns, close_ns, volumes, active, progress) -> None:
     # column arguments are getters (``array.item``): ``opens(i)`` is bar i's open as an int
     clock = kernel.clock
     ledger = kernel.ledger
@@ -147,7 +160,11 @@ def _active_bars(kernel, m, n, opens, highs, lows, closes, open_ns, close_ns, vo
     n_active = len(active)
     k = 0
     i = 0
+    reported = 0
     while i < n:
+        if progress is not None and i - reported >= PROGRESS_EVERY:
+            reported = i
+            progress(i, n)
         if not working:
             # no order works: nothing happens until the next bar a strategy acts on
             k = bisect_left(active, i, k)

@@ -7,6 +7,7 @@ drawdown PNG when matplotlib is installed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,15 @@ __all__ = ["BacktestConfig", "BacktestResult", "run_backtest", "plot_backtest", 
            "fast_path_blocker"]
 
 
-def run_backtest(config: BacktestConfig, bars: pd.DataFrame) -> BacktestResult:
+def run_backtest(config: BacktestConfig, bars: pd.DataFrame,
+                 progress: Callable[[int, int], None] | None = None) -> BacktestResult:
     """Run one deterministic backtest of ``config`` over ``bars`` (open high low close volume, UTC index).
 
     Raises InvalidInputError (a 4xx) for unknown strategies' parameters, malformed bars or a
     config the chosen mode cannot run; NotFoundError (code STRATEGY_NOT_FOUND) for an
     unknown strategy.
     """
-    return _run(config, bars)
+    return _run(config, bars, progress=progress)
 
 
 def available_strategies() -> list[dict[str, Any]]:

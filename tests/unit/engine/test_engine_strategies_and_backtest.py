@@ -123,3 +123,25 @@ def test_orderbook_imbalance_buys_a_bid_heavy_book_and_exits_on_reversal():
     kernel.on_book("BTCUSDT", ask_heavy)
     assert kernel.position("BTCUSDT") is None  # closed on the reversal, not flipped
     assert all(o.status is OrderStatus.FILLED for o in kernel.orders.values())
+
+
+def test_backtest_reports_progress_up_to_every_bar():
+    import numpy as np
+    import pandas as pd
+
+    from quantdesk.engine import replay
+    from quantdesk.services.backtests import BacktestConfig, run_backtest
+
+    n = 3 * replay.PROGRESS_EVERY + 5
+    rng = np.random.default_rng(1)
+    close = 100 + np.cumsum(rng.normal(0, 0.1, n))
+    bars = pd.DataFrame({"open": close, "high": close + 0.2, "low": close - 0.2, "close": close,
+                         "volume": np.ones(n)}, index=pd.date_range("2024-01-01", periods=n, freq="min", tz="UTC"))
+    for mode in ("event", "fast"):
+        seen: list[tuple[int, int]] = []
+        run_backtest(BacktestConfig(strategy="sma_cross", params={"fast": 10, "slow": 20}, mode=mode,
+                                    tick_size="0.0001"), bars, progress=lambda d, t: seen.append((d, t)))
+        done = [d for d, _ in seen]
+        assert done == sorted(done) and seen[-1] == (n, n) and all(t == n for _, t in seen), (mode, seen)
+        if mode == "event":
+            assert len(seen) >= 2  # reported along the way, not only at the end
