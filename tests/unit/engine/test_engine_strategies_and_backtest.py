@@ -140,7 +140,7 @@ def test_backtest_reports_progress_up_to_every_bar():
     for mode in ("event", "fast"):
         seen: list[tuple[int, int]] = []
         run_backtest(BacktestConfig(strategy="sma_cross", params={"fast": 10, "slow": 20}, mode=mode,
-                                    tick_size="0.0001"), bars, progress=lambda d, t: seen.append((d, t)))
+                                    tick_size="0.0001"), bars, progress=lambda d, t, seen=seen: seen.append((d, t)))
         done = [d for d, _ in seen]
         assert done == sorted(done) and seen[-1] == (n, n) and all(t == n for _, t in seen), (mode, seen)
         if mode == "event":
