@@ -145,7 +145,7 @@ def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runti
     market = build_market(settings, engine)
     jobs = _build_jobs(settings, engine, bus)
     trading = _build_trading(settings, engine, market, bus, jobs)
-    fluxscan = _build_fluxscan(engine, market, bus, SecretBox(secret))
+    fluxscan = _build_fluxscan(engine, market, bus, SecretBox(secret), jobs)
     return Runtime(settings, engine, accounts, bus, counter, health, generated, jobs=jobs, market=market,
                    trading=trading, fluxscan=fluxscan)
 
@@ -161,13 +161,13 @@ def _openalgo_ping(base_url: str, api_key: str) -> tuple[bool, str]:
 
 
 def _build_fluxscan(engine: Engine, market: MarketDataService, bus: InMemoryEventBus,
-                    secrets: SecretBox) -> FluxScanParts:
+                    secrets: SecretBox, jobs: JobService | None = None) -> FluxScanParts:
     """FluxScan: SQL store, the scanner sandbox pool (one per server), scans and APScheduler schedules."""
     store = SqlFluxScanStore(engine)
     service = FluxScanService(store, market, probe=_openalgo_ping, secrets=secrets)
     runner = ScannerRunner(workers=max(1, min(4, os.cpu_count() or 1)), per_symbol_timeout_s=5.0,
                            memory_limit_mb=1024)
-    scans = ScanService(store, service, runner, bus, ScanBarsLoader(market))
+    scans = ScanService(store, service, runner, bus, ScanBarsLoader(market), jobs=jobs)
     rules = market.sessions.get(Venue.NSE) or nse_session_rules()
     schedules = ScheduleService(store, service, scans, ApsJobScheduler(), rules)
     return FluxScanParts(service, scans, schedules, runner)

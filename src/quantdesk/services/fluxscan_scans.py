@@ -9,8 +9,10 @@ results (one insert per chunk) while the sandbox runs the current one; the signa
 advances after each chunk, and the scan is finished only once every result is stored.
 Progress is published on the bus topic ``fluxscan.scan.<id>`` (at most once per whole
 percent, and at each chunk's end) as ``{"type": "scan_progress" | "scan_complete",
-"owner_id", "data"}``. A scan is recorded in its own table (not as a JobService job: the job executor
-would run it in a worker process with a second sandbox pool per job).
+"owner_id", "data"}``. A scan is recorded in its own table and, when a :class:`JobService` is
+injected, also as an *external* job of type ``"scan"`` (``params.scan_id`` links the two): it
+shows in the one task queue with its progress, and cancelling that task cancels the scan. The
+scan still runs here, not in the job executor, which would start a second sandbox pool per job.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from quantdesk.services.fluxscan_ports import (
     ScanStatus,
     Watchlist,
 )
+from quantdesk.services.job_ports import JobStatus
+from quantdesk.services.jobs import JobService
 from quantdesk.services.scanner_code import ScanBars, ScannerExecutor, SymbolResult
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,10 @@ SCAN_CHUNKS = 4
 MAX_CHUNK_SYMBOLS = 1000
 RESTART_REASON = "server restarted while the scan was running"
 IST = ZoneInfo("Asia/Kolkata")
+JOB_TYPE = "scan"
+JOB_CALL_TIMEOUT_S = 10.0
+_JOB_STATUS = {ScanStatus.COMPLETED: JobStatus.COMPLETED, ScanStatus.FAILED: JobStatus.FAILED,
+               ScanStatus.CANCELLED: JobStatus.CANCELLED}
 
 
 class BusPort(Protocol):
@@ -72,6 +80,7 @@ class _Live:
     signals: int = 0
     symbol: str | None = None
     last_pct: int = -1
+    job_id: str | None = None  # the scan's external job in the task queue, when there is one
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +127,14 @@ class ScanService:
     """Start, follow, cancel and read scans; ports (store, executor, bus) are injected."""
 
     def __init__(self, store: FluxScanStore, fluxscan: FluxScanService, executor: ScannerExecutor, bus: BusPort,
-                 loader: ScanBarsLoader, *, default_lookback: int = 250,
+                 loader: ScanBarsLoader, *, jobs: JobService | None = None, default_lookback: int = 250,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.store = store
         self.fluxscan = fluxscan
         self.executor = executor
         self.bus = bus
         self.loader = loader
+        self.jobs = jobs
         self.default_lookback = default_lookback
         self._now = now
         self._live: dict[int, _Live] = {}
@@ -280,6 +290,7 @@ class ScanService:
                  timeframe: Timeframe, lookback: int) -> None:
         scan = live.scan
         status, error = ScanStatus.COMPLETED, None
+        self._job_start(live)
         symbols = list(watchlist.symbols)
         size = min(MAX_CHUNK_SYMBOLS, max(10, math.ceil(len(symbols) / SCAN_CHUNKS)))
         chunks = [symbols[i:i + size] for i in range(0, len(symbols), size)]
@@ -346,6 +357,12 @@ class ScanService:
                     "symbols_scanned": live.done, "total_symbols": live.scan.total_symbols,
                     "signals_found": live.signals}
         self._publish(live.scan, "scan_progress", data)
+        if live.job_id is not None:
+            description = (f"Scanning {symbol or '...'} ({data['symbols_scanned']}/{data['total_symbols']}), "
+                           f"{data['signals_found']} signal(s)")
+            future = self._on_loop(lambda jobs: jobs.progress_external(live.job_id, float(pct), description))
+            if future is not None:
+                future.add_done_callback(lambda f: _stop_unless_running(f, live))
 
     def _finish(self, live: _Live, status: ScanStatus, error: str | None) -> None:
         scan = live.scan
@@ -360,10 +377,53 @@ class ScanService:
         finally:
             with self._lock:
                 self._live.pop(scan.id, None)
+            self._job_finish(live, status, error, {"scan_id": scan.id, "symbols_scanned": done,
+                                                   "total_symbols": scan.total_symbols, "signals_found": signals})
         self._publish(scan, "scan_complete", {
             "scan_id": scan.id, "status": status.value, "total_scanned": done, "symbols_scanned": done,
             "total_symbols": scan.total_symbols, "signals_found": signals, "progress": progress, "error": error,
         })
+
+    # ---- the scan's external job ------------------------------------------------------
+    def _on_loop(self, call: Callable[[JobService], Any]) -> Future | None:
+        """Run ``call(self.jobs)`` (a coroutine) on the server's loop from a scan thread; None without jobs or loop."""
+        jobs, loop = self.jobs, self._loop
+        if jobs is None or loop is None or loop.is_closed():
+            return None
+        coro = call(jobs)
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, loop)
+        except RuntimeError:  # the loop is shutting down
+            coro.close()
+            return None
+
+    def _job_start(self, live: _Live) -> None:
+        scan = live.scan
+        future = self._on_loop(lambda jobs: jobs.start_external(
+            scan.owner_id, JOB_TYPE, description=f"Scanning {scan.watchlist_name} with {scan.scanner_name}",
+            params={"scan_id": scan.id, "scanner_id": scan.scanner_id, "watchlist_id": scan.watchlist_id,
+                    "total_symbols": scan.total_symbols},
+            on_cancel=live.cancel.set))
+        if future is None:
+            return
+        try:
+            live.job_id = future.result(JOB_CALL_TIMEOUT_S).id
+        except Exception:  # the scan runs without a queue entry rather than not at all
+            future.cancel()
+            log.exception("could not record scan %s in the task queue", scan.id)
+
+    def _job_finish(self, live: _Live, status: ScanStatus, error: str | None, result: dict[str, Any]) -> None:
+        job_id = live.job_id
+        if job_id is None:
+            return
+        future = self._on_loop(lambda jobs: jobs.finish_external(job_id, _JOB_STATUS[status], result=result,
+                                                                 error=error))
+        if future is None:
+            return
+        try:
+            future.result(JOB_CALL_TIMEOUT_S)
+        except Exception:  # the scan is stored; a restart fails the job
+            log.exception("could not finish the task of scan %s", live.scan.id)
 
     def _publish(self, scan: Scan, kind: str, data: dict[str, Any]) -> None:
         loop = self._loop
@@ -374,6 +434,12 @@ class ScanService:
             asyncio.run_coroutine_threadsafe(self.bus.publish(f"{TOPIC_PREFIX}{scan.id}", message), loop)
         except RuntimeError:  # the loop is shutting down; state is in the database
             log.debug("could not publish %s for scan %s", kind, scan.id)
+
+
+def _stop_unless_running(future: Future, live: _Live) -> None:
+    """Cancel the scan once its job has been cancelled elsewhere (progress_external answered False)."""
+    if not future.cancelled() and future.exception() is None and future.result() is False:
+        live.cancel.set()
 
 
 def _last_closes(bars) -> dict[str, float]:

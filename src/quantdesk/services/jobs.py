@@ -11,6 +11,14 @@ updates it on every transition it makes; the database stays the source of truth 
 every change. Jobs other processes submit are picked up by a cheap "anything after the
 newest seq I know?" query before each submit and queue read, and the whole queue is re-read
 once per dispatcher tick (which also notices jobs other processes cancelled).
+
+*External* jobs are work a service runs itself (a FluxScan scan on the shared sandbox pool)
+but that users should see in the same queue: :meth:`JobService.start_external` records one as
+running at once (no admission, no reserved cores or RAM), the service reports progress and
+the end through :meth:`~JobService.progress_external` and :meth:`~JobService.finish_external`,
+and :meth:`~JobService.cancel` calls the service's ``on_cancel`` hook. They are persisted and
+published exactly like executor-run jobs; on restart a running one is failed (its type is not
+registered, so it is never re-queued).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from quantdesk.core.errors import ConflictError, ForbiddenError, InvalidInputErr
 from quantdesk.services.accounts import Principal
 from quantdesk.services.job_ports import (
     ACTIVE,
+    TERMINAL,
     EventBus,
     Executor,
     ExecutorEvent,
@@ -125,6 +134,7 @@ class JobService:
         for job_type in types:
             self.register(job_type)
         self._running: dict[str, Job] = {}  # jobs this process's executor runs, with their reservations
+        self._external: dict[str, tuple[Job, Callable[[], None] | None]] = {}  # external jobs, cancel hooks
         self._index: dict[str, Job] | None = None  # the active queue while started (None: read the store)
         self._synced_seq = 0  # the highest seq the index has seen
         self._reloaded_at = 0.0  # event-loop time of the last full re-read
@@ -183,6 +193,9 @@ class JobService:
             abandoned, self._running = self._running, {}
             for job in abandoned.values():
                 await self._abandon(job, STOP_REASON, runner=self._runner)
+            external, self._external = self._external, {}
+            for job, _hook in external.values():
+                await self._abandon(job, STOP_REASON)
             self._index = None
 
     async def _recover(self) -> None:
@@ -268,6 +281,12 @@ class JobService:
             if job.id in self._running:
                 self._running.pop(job.id)
                 await asyncio.to_thread(self._executor.cancel, job.id)
+            external = self._external.pop(job.id, None)
+            if external is not None and external[1] is not None:
+                try:
+                    external[1]()
+                except Exception:  # the job is cancelled regardless; the service finishes it as it can
+                    log.exception("cancel hook of external job %s failed", job.id)
             changed = await asyncio.to_thread(
                 self._store.update, job.id, expect=ACTIVE, status=JobStatus.CANCELLED, completed_at=self._now(),
                 description="Cancelled", reason=None,
@@ -277,6 +296,91 @@ class JobService:
                 await self._publish("task_cancelled", job, {"task_id": job.id})
             await self._admit()
         return await self.get(viewer, job_id)
+
+    # -- external jobs ----------------------------------------------------------------------
+
+    async def start_external(self, owner_id: int | None, type_name: str, *, description: str = "",
+                             params: dict[str, Any] | None = None,
+                             on_cancel: Callable[[], None] | None = None) -> Job:
+        """Record work a service runs itself as a running job of ``owner_id`` (ownership checked by the caller).
+
+        It skips admission and reserves nothing (it runs on the service's own workers). ``on_cancel``
+        is called (on the event loop, so it must not block) when the job is cancelled through
+        :meth:`cancel`; the service should then stop and call :meth:`finish_external`, which is
+        a no-op by then. Raises InvalidInputError when ``params`` is not plain JSON.
+        """
+        params = dict(params or {})
+        try:
+            json.dumps(params, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"params must be plain JSON: {exc}", field="params") from None
+        now = self._now()
+        job = Job(
+            id=str(uuid.uuid4()), type=type_name, owner_id=owner_id, status=JobStatus.RUNNING, priority=0,
+            cpu_cores=0.0, ram_gb=0.0, params=params, created_at=now, started_at=now,
+            description=description or f"Running {type_name}...",
+        )
+        job = await asyncio.to_thread(self._store.add, job)
+        async with self._lock:
+            self._external[job.id] = (job, on_cancel)
+            if self._index is not None:
+                await self._sync()
+                self._put(job)
+            # the same announcements as a submitted job that starts at once
+            await self._publish("task_queued", job, {"task_id": job.id, "task_type": job.type, "queue_position": 1})
+            await self._publish("task_running", job, {"task_id": job.id, "task_type": job.type,
+                                                       "description": job.description})
+        return job
+
+    async def progress_external(self, job_id: str, pct: float, description: str | None = None) -> bool:
+        """Record an external job's progress (0–100) and description; False once it is no longer running
+        (cancelled here or by another process: the service should stop)."""
+        pct = min(100.0, max(0.0, float(pct)))
+        values: dict[str, Any] = {"progress": pct}
+        if description is not None:
+            values["description"] = description
+        async with self._lock:
+            held = self._external.get(job_id)
+            changed = await asyncio.to_thread(self._store.update, job_id, expect=frozenset({JobStatus.RUNNING}),
+                                              **values)
+            if not changed:
+                self._external.pop(job_id, None)
+                self._drop(job_id)
+                return False
+            if held is None:  # another process's service: stored, nothing of ours to announce
+                return True
+            job = replace(held[0], progress=pct, description=values.get("description", held[0].description))
+            self._external[job_id] = (job, held[1])
+            self._put(job)
+            await self._publish("task_description_update", job,
+                                {"task_id": job.id, "description": job.description, "progress": pct})
+            return True
+
+    async def finish_external(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None = None,
+                              error: str | None = None) -> bool:
+        """End an external job as completed, failed or cancelled; False when it had ended already."""
+        if status not in TERMINAL:
+            raise InvalidInputError(f"an external job ends completed, failed or cancelled, not {status.value}",
+                                    field="status")
+        values: dict[str, Any] = {"status": status, "completed_at": self._now(), "reason": None}
+        data: dict[str, Any] = {"task_id": job_id}
+        if status is JobStatus.COMPLETED:
+            values.update(result=result or {}, progress=100.0, description="Completed")
+        elif status is JobStatus.FAILED:
+            values.update(result=result, error=error or "failed", description="Failed")
+            data["error"] = error or "failed"
+        else:
+            values.update(result=result, description="Cancelled")
+        async with self._lock:
+            held = self._external.pop(job_id, None)
+            self._drop(job_id)
+            changed = await asyncio.to_thread(self._store.update, job_id, expect=frozenset({JobStatus.RUNNING}),
+                                              **values)
+            if changed:
+                job = held[0] if held is not None else await asyncio.to_thread(self._store.get, job_id)
+                if job is not None:
+                    await self._publish(f"task_{status.value}", job, data)
+            return changed
 
     # -- queries ------------------------------------------------------------------------------
 
