@@ -58,6 +58,16 @@ def check_range(start: datetime, end: datetime) -> None:
         )
 
 
+def offered_interval(tf: Timeframe, intervals: Mapping[Timeframe, str], venue: str) -> str:
+    """The venue's spelling of ``tf``, or InvalidInputError listing what the venue offers."""
+    interval = intervals.get(tf)
+    if interval is None:
+        offered = ", ".join(t.value for t in intervals)
+        raise InvalidInputError(f"timeframe {tf.value} is not offered by {venue}; use one of {offered}",
+                                field="timeframe")
+    return interval
+
+
 def session_open_at(stamp: int, tf: Timeframe, rules: SessionRules) -> datetime:
     """A bar's open time from an epoch-seconds stamp: the session open for daily bars, else on the session grid."""
     at = datetime.fromtimestamp(stamp, UTC)

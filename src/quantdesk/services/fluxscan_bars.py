@@ -15,13 +15,6 @@ from quantdesk.services.marketdata import MarketDataService
 from quantdesk.services.scanner_code import ScanBars
 
 
-def slice_bars(bars: ScanBars, start: int, stop: int) -> ScanBars:
-    """Symbols ``start:stop`` of ``bars`` (views, no copy)."""
-    a, b = int(bars.offsets[start]), int(bars.offsets[stop])
-    return ScanBars(bars.symbols[start:stop], bars.index_ns[a:b], bars.values[:, a:b],
-                    bars.offsets[start:stop + 1] - a)
-
-
 class ScanBarsLoader:
     """Load and pack bars of many symbols through the market-data service."""
 

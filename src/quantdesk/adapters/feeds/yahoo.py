@@ -35,10 +35,10 @@ import pandas as pd
 from quantdesk.adapters.wire import MalformedResponseError as _MalformedResponseError
 from quantdesk.adapters.wire import check_range as _check_range
 from quantdesk.adapters.wire import clip as _clip
+from quantdesk.adapters.wire import offered_interval, wall_clock
 from quantdesk.adapters.wire import retry_after_seconds as _retry_after
 from quantdesk.adapters.wire import rows_frame as _frame
 from quantdesk.adapters.wire import session_open_at as _open_at
-from quantdesk.adapters.wire import wall_clock
 from quantdesk.core.clock import Clock
 from quantdesk.core.errors import ConfigError, InvalidInputError, NotFoundError, UpstreamUnavailableError
 from quantdesk.core.instruments import Instrument, InstrumentId, InstrumentKind, Venue
@@ -127,12 +127,7 @@ class YahooFeed:
     ) -> pd.DataFrame:
         """Closed bars opening in ``[start, end)``; see the module notes for errors raised."""
         tf = Timeframe(timeframe)
-        interval = INTERVALS.get(tf)
-        if interval is None:
-            offered = ", ".join(t.value for t in INTERVALS)
-            raise InvalidInputError(
-                f"timeframe {tf.value} is not offered by Yahoo; use one of {offered}", field="timeframe"
-            )
+        interval = offered_interval(tf, INTERVALS, "Yahoo")
         _check_range(start, end)
         symbol = self.symbol_for(instrument)
         rules = self._rules(instrument)
