@@ -205,7 +205,8 @@ def settled_bars(rules: SessionRules, timeframe: Timeframe, now: datetime) -> tu
 
 
 def lookback_start(rules: SessionRules, timeframe: Timeframe, end: datetime, count: int) -> datetime:
-    """An instant early enough that ``[result, end)`` holds at least ``count`` bars of ``timeframe``."""
+    """An instant early enough that ``[result, end)`` holds at least ``count`` bars of ``timeframe``
+    that have closed by ``end`` (a session's bar still open at ``end`` does not count)."""
     if count < 0:
         raise InvalidInputError(f"lookback {count} must be zero or positive", field="lookback")
     _require_aware(end, "end")
@@ -214,7 +215,7 @@ def lookback_start(rules: SessionRules, timeframe: Timeframe, end: datetime, cou
     found = 0
     day = rules.local_date(end)
     for _ in range(count * 2 + 3660):
-        found += sum(1 for o, _ in bar_bounds_of_day(rules, timeframe, day) if o < end)
+        found += sum(1 for _, c in bar_bounds_of_day(rules, timeframe, day) if c <= end)
         if found >= count:
             break
         day -= _DAY

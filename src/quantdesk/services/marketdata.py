@@ -465,10 +465,10 @@ class MarketDataService:
         if rules.continuous:
             return lookback_start(rules, tf, end_at, count)
         # The start depends on end only through its local date and how many of that day's bars
-        # opened before it (every bar of an earlier day opened before end).
+        # closed by it (every bar of an earlier day closed before end).
         day = rules.local_date(end_at)
-        opened = sum(1 for o, _ in bar_bounds_of_day(rules, tf, day) if o < end_at)
-        key = (instrument.id.venue, rules.name, tf, count, day, opened)
+        closed = sum(1 for _, c in bar_bounds_of_day(rules, tf, day) if c <= end_at)
+        key = (instrument.id.venue, rules.name, tf, count, day, closed)
         start = self._starts.get(key)
         if start is None:
             start = lookback_start(rules, tf, end_at, count)

@@ -89,5 +89,17 @@ def test_remembered_lookback_starts_match_the_calendar_walk(tmp_path, catalog, s
     while end < NOW:  # every 47 minutes over ~19 days: sessions, nights, weekends, holidays
         frame = service.history_lookback("RELIANCE", tf, count, end=end)
         start = lookback_start(rules, tf, end, count)
+        assert len(frame) == count, end  # also while a session's bar is still open at ``end``
         assert frame.equals(service.history("RELIANCE", tf, start, end).iloc[-count:]), end
         end += timedelta(minutes=47)
+
+
+@pytest.mark.parametrize("timeframe", ["1d", "1h"])
+def test_lookback_during_a_session_returns_the_full_count_of_closed_bars(tmp_path, catalog, sim, sessions, clock,
+                                                                         timeframe):
+    # at 10:00 IST the day's first bar is still open: it must not take one of the asked-for bars
+    service, _ = _service(tmp_path, "s", catalog, sim, sessions, clock)
+    clock.at = datetime(2025, 11, 4, 4, 30, tzinfo=UTC)
+    frame = service.history_lookback("RELIANCE", timeframe, 20, exchange="NSE")
+    batch = service.lookback_batch(["RELIANCE"], timeframe, 20, exchange="NSE")
+    assert len(frame) == 20 and len(batch.frame(0)) == 20 and frame.index[-1] < clock.at
