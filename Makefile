@@ -12,11 +12,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 
 $(STAMP): $(BIN)/python pyproject.toml requirements.lock
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -c requirements.lock -e .
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c requirements.lock -e .
 	touch $@
 
 $(DEVSTAMP): $(STAMP) pyproject.toml requirements.lock
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c requirements.lock -e '.[dev]'
 	touch $@
 
 run: $(STAMP)

@@ -116,8 +116,9 @@ async def run(n: int) -> None:
     print(f"pre-warm: every series read once through MarketDataService in {time.perf_counter() - t:.1f} s")
     scanner = parts.service.create_scanner(principal, name="MACD cross (user)", code=MACD_CROSS)
     watchlist = parts.service.create_watchlist(principal, name=f"SYN {n}", symbols=symbols)
+    await rt.jobs.start()
+    parts.executor.bind(asyncio.get_running_loop())
     parts.scans.start(asyncio.get_running_loop())
-    await asyncio.to_thread(parts.runner.start)  # the server's warm pool
     sub = rt.bus.subscribe("fluxscan.scan.*", maxsize=100_000)
 
     async def scan_once() -> tuple[float, object]:
@@ -151,10 +152,13 @@ async def run(n: int) -> None:
           f"{', '.join(f'{x:.3f}' for x in warm_times)})  target < 1 s: {'OK' if best < 1 else 'MISSED'}")
     print(f"sequential pandas loop (history_lookback + MACD per symbol): {baseline_s:.3f} s")
     print(f"ratio baseline / warm scan: {baseline_s / best:.1f}x; baseline / cold scan: {baseline_s / cold_s:.1f}x")
+    batches = [j for j in await rt.jobs.list_jobs(None, limit=1000) if j.type == "scan_batch"]
     print(f"signals: {warm.signals_found} of {n} (equal to the baseline's); bus events: {events} for 4 scans; "
-          f"sandbox workers: {parts.runner.workers}")
-    parts.scans.close()
-    parts.runner.close()
+          f"{len(batches)} scan_batch jobs on the {rt.jobs.executor_name} executor "
+          f"({parts.executor.parallel} per chunk)")
+    await asyncio.to_thread(parts.scans.close)
+    parts.executor.close()
+    await rt.jobs.stop()
     rt.engine.dispose()
 
 

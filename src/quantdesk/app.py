@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from quantdesk.adapters.feeds.reference_data import builtin_instruments, referen
 from quantdesk.adapters.feeds.sim import SimFeed
 from quantdesk.adapters.keyfile import load_or_create_secret
 from quantdesk.adapters.limits.memory import MemoryRateCounter
-from quantdesk.adapters.sandbox.scanner_runner import ScannerRunner
+from quantdesk.adapters.sandbox.scan_batches import SCAN_BATCH_JOB, JobScannerExecutor
 from quantdesk.adapters.scheduling.timed_jobs import ApsJobScheduler
 from quantdesk.adapters.system import resource_figures
 from quantdesk.core.instruments import Venue
@@ -107,12 +106,12 @@ class Runtime:
 
 @dataclass
 class FluxScanParts:
-    """FluxScan's services and the warm scanner sandbox they share (started lazily by the first scan)."""
+    """FluxScan's services and the executor that runs scanner code as batches in the job system."""
 
     service: FluxScanService
     scans: ScanService
     schedules: ScheduleService
-    runner: ScannerRunner
+    executor: JobScannerExecutor
 
 
 def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runtime:
@@ -145,7 +144,7 @@ def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runti
     market = build_market(settings, engine)
     jobs = _build_jobs(settings, engine, bus)
     trading = _build_trading(settings, engine, market, bus, jobs)
-    fluxscan = _build_fluxscan(engine, market, bus, SecretBox(secret), jobs)
+    fluxscan = _build_fluxscan(settings, engine, market, bus, SecretBox(secret), jobs)
     return Runtime(settings, engine, accounts, bus, counter, health, generated, jobs=jobs, market=market,
                    trading=trading, fluxscan=fluxscan)
 
@@ -160,17 +159,18 @@ def _openalgo_ping(base_url: str, api_key: str) -> tuple[bool, str]:
         feed.close()
 
 
-def _build_fluxscan(engine: Engine, market: MarketDataService, bus: InMemoryEventBus,
-                    secrets: SecretBox, jobs: JobService | None = None) -> FluxScanParts:
-    """FluxScan: SQL store, the scanner sandbox pool (one per server), scans and APScheduler schedules."""
+def _build_fluxscan(settings: Settings, engine: Engine, market: MarketDataService, bus: InMemoryEventBus,
+                    secrets: SecretBox, jobs: JobService) -> FluxScanParts:
+    """FluxScan: SQL store, scanner code run as ``scan_batch`` jobs, scans and APScheduler schedules."""
     store = SqlFluxScanStore(engine)
     service = FluxScanService(store, market, probe=_openalgo_ping, secrets=secrets)
-    runner = ScannerRunner(workers=max(1, min(4, os.cpu_count() or 1)), per_symbol_timeout_s=5.0,
-                           memory_limit_mb=1024)
-    scans = ScanService(store, service, runner, bus, ScanBarsLoader(market), jobs=jobs)
+    jobs.register(SCAN_BATCH_JOB)
+    executor = JobScannerExecutor(jobs, settings.data_dir / "spool" / "scans", per_symbol_timeout_s=5.0,
+                                  memory_limit_mb=1024)
+    scans = ScanService(store, service, executor, bus, ScanBarsLoader(market), jobs=jobs)
     rules = market.sessions.get(Venue.NSE) or nse_session_rules()
     schedules = ScheduleService(store, service, scans, ApsJobScheduler(), rules)
-    return FluxScanParts(service, scans, schedules, runner)
+    return FluxScanParts(service, scans, schedules, executor)
 
 
 def _build_trading(settings: Settings, engine: Engine, market: MarketDataService, bus: InMemoryEventBus,
@@ -259,6 +259,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         if rt.trading:
             tasks.append(asyncio.create_task(rt.trading.run_market_data(), name="trading-market-data"))
         if rt.fluxscan:
+            rt.fluxscan.executor.bind(asyncio.get_running_loop())
             rt.fluxscan.scans.start(asyncio.get_running_loop())
             await asyncio.to_thread(rt.fluxscan.schedules.start)
             await fluxscan_socket.start()
@@ -269,7 +270,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 await fluxscan_socket.stop()
                 rt.fluxscan.schedules.stop()
                 await asyncio.to_thread(rt.fluxscan.scans.close)
-                await asyncio.to_thread(rt.fluxscan.runner.close)
+                rt.fluxscan.executor.close()
             if feed:
                 feed.stop()
             for task in tasks:

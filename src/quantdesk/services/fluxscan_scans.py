@@ -1,8 +1,9 @@
 """FluxScan scans: run a scanner over a watchlist, with live progress, cancel, results and export.
 
-Execution model (one machine): a scan runs on a thread of the server process that hands the
-watchlist, in chunks of about a quarter (at most :data:`MAX_CHUNK_SYMBOLS`), to the injected
-:class:`ScannerExecutor` (the warm sandbox pool; user code never runs in the server process).
+Execution model: a scan runs on a thread of the server process that hands the watchlist, in
+chunks of about a quarter (at most :data:`MAX_CHUNK_SYMBOLS`), to the injected
+:class:`ScannerExecutor`; the server's splits each chunk into batches run by the job system
+(local worker processes, or Ray), each in a sandbox, so user code never runs in the server.
 A helper thread loads the next chunk's bars
 (:class:`~quantdesk.services.fluxscan_bars.ScanBarsLoader`) and stores the previous chunk's
 results (one insert per chunk) while the sandbox runs the current one; the signal count
@@ -11,8 +12,8 @@ Progress is published on the bus topic ``fluxscan.scan.<id>`` (at most once per 
 percent, and at each chunk's end) as ``{"type": "scan_progress" | "scan_complete",
 "owner_id", "data"}``. A scan is recorded in its own table and, when a :class:`JobService` is
 injected, also as an *external* job of type ``"scan"`` (``params.scan_id`` links the two): it
-shows in the one task queue with its progress, and cancelling that task cancels the scan. The
-scan still runs here, not in the job executor, which would start a second sandbox pool per job.
+shows in the one task queue with its progress (beside its batches' tasks), and cancelling that
+task, or one of its batches', cancels the scan.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from quantdesk.services.fluxscan_ports import (
 )
 from quantdesk.services.job_ports import JobStatus
 from quantdesk.services.jobs import JobService
-from quantdesk.services.scanner_code import ScanBars, ScannerExecutor, SymbolResult
+from quantdesk.services.scanner_code import ScanBars, ScanCancelledError, ScannerExecutor, SymbolResult
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,10 @@ TOPIC_PREFIX = "fluxscan.scan."
 MAX_RUNNING_SCANS = 10
 MAX_EXPORT_ROWS = 100_000
 MAX_TEST_SYMBOLS = 50
-# A scan runs in a few chunks: each stores its results as it ends, and each ends with one
-# sandbox worker idle while the other finishes its last batch, so fewer chunks run faster.
-SCAN_CHUNKS = 4
+# A scan runs in chunks, ``executor.parallel`` at once (one per core: each chunk is one task in
+# the job system): a few per lane keep every core busy to the end and store results as they come.
+CHUNKS_PER_LANE = 2
+MIN_CHUNK_SYMBOLS = 10
 MAX_CHUNK_SYMBOLS = 1000
 RESTART_REASON = "server restarted while the scan was running"
 IST = ZoneInfo("Asia/Kolkata")
@@ -277,7 +279,9 @@ class ScanService:
         params = {**scanner.parameters, **(parameters or {})}
         timeframe, lookback = self._bar_request(params)
         bars, errors = self.loader.load(resolved, exchange, timeframe, lookback)
-        ran = {r.symbol: r for r in self.executor.run(scanner.code, params, bars)} if len(bars) else {}
+        label = f"Test of scanner {scanner.name!r}"
+        ran = ({r.symbol: r for r in self.executor.run(scanner.code, params, bars, owner_id=principal.user_id,
+                                                         label=label)} if len(bars) else {})
         prices = _last_closes(bars)
         out = []
         for sym in resolved:
@@ -292,52 +296,73 @@ class ScanService:
         status, error = ScanStatus.COMPLETED, None
         self._job_start(live)
         symbols = list(watchlist.symbols)
-        size = min(MAX_CHUNK_SYMBOLS, max(10, math.ceil(len(symbols) / SCAN_CHUNKS)))
+        lanes = max(1, int(getattr(self.executor, "parallel", 1)))
+        count = max(1, min(math.ceil(len(symbols) / MIN_CHUNK_SYMBOLS),
+                           max(lanes * CHUNKS_PER_LANE, math.ceil(len(symbols) / MAX_CHUNK_SYMBOLS))))
+        size = math.ceil(len(symbols) / count)
         chunks = [symbols[i:i + size] for i in range(0, len(symbols), size)]
+        label = f"Scan {scan.id} of {scan.watchlist_name} ({scan.scanner_name})"
+        chunk_done = [0] * len(chunks)
 
         def load(part: list[str]) -> tuple[ScanBars, dict[str, str]]:
             return self.loader.load(part, watchlist.exchange, timeframe, lookback)
 
-        # One helper thread loads chunk k+1 and stores chunk k-1 while the sandbox runs chunk k
-        # (in that order, so results reach the database in scan order).
-        io = ThreadPoolExecutor(1, thread_name_prefix=f"scan-{scan.id}-io")
-        stored: Future | None = None
+        def run(k: int) -> None:
+            """One chunk on one lane: its bars (loaded ahead, in order), the executor, then its results stored."""
+            if live.cancel.is_set():
+                return
+            bars, load_errors = loads[k].result()
+            rows = [self._row(scan, SymbolResult(s, None, {}, msg, 0.0), None) for s, msg in load_errors.items()]
+
+            def progress(symbol: str, done: int, _total: int) -> None:
+                with self._lock:
+                    chunk_done[k] = len(rows) + done
+                    total_done = sum(chunk_done)
+                self._progress(live, symbol, total_done)
+
+            results = (self.executor.run(code, params, bars, on_progress=progress, cancel=live.cancel,
+                                         owner_id=scan.owner_id, label=f"{label}, part {k + 1} of {len(chunks)}")
+                       if len(bars) else [])
+            prices = _last_closes(bars)
+            rows += [self._row(scan, r, prices.get(r.symbol)) for r in results]
+            stores.append(io.submit(self.store.add_results, rows))
+            with self._lock:
+                chunk_done[k] = len(rows)
+                live.signals += sum(1 for r in results if r.signal is not None)
+                total_done = sum(chunk_done)
+            self._progress(live, live.symbol, total_done, force=True)
+
+        # One loader thread reads every chunk's bars in order, ahead of the lanes; one writer
+        # thread stores each chunk's results as it ends; ``lanes`` chunks run at once.
+        loader = ThreadPoolExecutor(1, thread_name_prefix=f"scan-{scan.id}-load")
+        io = ThreadPoolExecutor(1, thread_name_prefix=f"scan-{scan.id}-store")
+        pool = ThreadPoolExecutor(lanes, thread_name_prefix=f"scan-{scan.id}-lane")
+        stores: list[Future] = []
         try:
-            loading = io.submit(load, chunks[0])
-            for k in range(len(chunks)):
-                if live.cancel.is_set():
-                    break
-                bars, load_errors = loading.result()
-                if k + 1 < len(chunks):
-                    loading = io.submit(load, chunks[k + 1])
-                rows = [self._row(scan, SymbolResult(s, None, {}, msg, 0.0), None) for s, msg in load_errors.items()]
-                with self._lock:
-                    live.done += len(rows)
-                    base = live.done
-
-                def progress(symbol: str, done: int, _total: int, base: int = base) -> None:
-                    self._progress(live, symbol, base + done)
-
-                results = (self.executor.run(code, params, bars, on_progress=progress, cancel=live.cancel)
-                           if len(bars) else [])
-                prices = _last_closes(bars)
-                rows += [self._row(scan, r, prices.get(r.symbol)) for r in results]
-                if stored is not None:
-                    stored.result()  # raises the previous chunk's insert error, if any
-                stored = io.submit(self.store.add_results, rows)
-                with self._lock:
-                    live.done = base + len(results)
-                    live.signals += sum(1 for r in results if r.signal is not None)
-                self._progress(live, live.symbol, live.done, force=True)
-            if stored is not None:
-                stored.result()
+            loads = [loader.submit(load, part) for part in chunks]
+            runs = [pool.submit(run, k) for k in range(len(chunks))]
+            for future in runs:
+                try:
+                    future.result()
+                except BaseException:
+                    live.cancel.set()  # stop the other lanes, then report the first failure
+                    raise
+            for future in stores:
+                future.result()
             if live.cancel.is_set():
                 status = ScanStatus.CANCELLED
+        except ScanCancelledError as exc:  # one of its batches' tasks was cancelled
+            log.info("scan %s cancelled: %s", scan.id, exc)
+            status = ScanStatus.CANCELLED
         except Exception as exc:  # the scan boundary: fail this scan, keep the server
             log.exception("scan %s failed", scan.id)
             status, error = ScanStatus.FAILED, f"{type(exc).__name__}: {exc}"
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            loader.shutdown(wait=True, cancel_futures=True)
             io.shutdown(wait=True)  # a finished chunk's results are stored before the scan is
+        with self._lock:
+            live.done = max(live.done, sum(chunk_done))
         self._finish(live, status, error)
 
     def _row(self, scan: Scan, r: SymbolResult, price: float | None) -> NewResult:

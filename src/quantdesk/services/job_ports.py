@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -36,9 +36,10 @@ class JobContext(Protocol):
 
     job_id: str
 
-    def progress(self, pct: float, description: str | None = None) -> None:
+    def progress(self, pct: float, description: str | None = None, detail: dict[str, Any] | None = None) -> None:
         """Report ``pct`` (0–100) done and optionally a new human description; raise
-        :class:`JobCancelledError` when the job has been cancelled."""
+        :class:`JobCancelledError` when the job has been cancelled. ``detail`` (small plain JSON)
+        reaches the submitting service's watcher only; it is not stored."""
         ...
 
     @property
@@ -53,7 +54,8 @@ class JobType:
 
     ``cpu_cores`` and ``ram_gb`` are estimates used for admission (and Ray's ``num_cpus`` /
     ``memory``). ``idempotent`` jobs are re-queued when the server restarts under them;
-    others are failed. ``admin_only`` types can be submitted by admins only.
+    others are failed. ``admin_only`` types can be submitted by admins only; ``internal``
+    types (a FluxScan scan batch) only by services, never through the API.
     """
 
     name: str
@@ -62,6 +64,7 @@ class JobType:
     ram_gb: float = 0.5
     idempotent: bool = False
     admin_only: bool = False
+    internal: bool = False
     summary: str = ""
 
 
@@ -176,10 +179,29 @@ class ExecutorEvent:
     description: str | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] | None = None  # a progress report's structured part, for the watcher
 
 
 EventSink = Callable[[ExecutorEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """What the service that submitted a job hears of it: each progress report and the end.
+
+    ``status`` is running for progress (with ``detail``, the job's own structured report) and
+    terminal at the end (with ``result`` or ``error``); nothing follows a terminal update.
+    """
+
+    job_id: str
+    status: JobStatus
+    progress: float = 0.0
+    detail: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+JobWatcher = Callable[[JobUpdate], None]
 
 
 class Executor(Protocol):

@@ -19,6 +19,11 @@ the end through :meth:`~JobService.progress_external` and :meth:`~JobService.fin
 and :meth:`~JobService.cancel` calls the service's ``on_cancel`` hook. They are persisted and
 published exactly like executor-run jobs; on restart a running one is failed (its type is not
 registered, so it is never re-queued).
+
+*Internal* job types (a FluxScan scan batch) run on the executor like any job and show in the
+queue, but only services submit them (:meth:`JobService.submit_internal`), with a *watcher*
+that hears each progress report (with the job's structured ``detail``) and the end. They
+belong to the process that submitted them: on restart, queued or running ones are failed.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ from quantdesk.services.job_ports import (
     JobStatus,
     JobStore,
     JobType,
+    JobUpdate,
+    JobWatcher,
     MachineResources,
     ResourceProbe,
     resolve_target,
@@ -135,6 +142,7 @@ class JobService:
             self.register(job_type)
         self._running: dict[str, Job] = {}  # jobs this process's executor runs, with their reservations
         self._external: dict[str, tuple[Job, Callable[[], None] | None]] = {}  # external jobs, cancel hooks
+        self._watchers: dict[str, JobWatcher] = {}  # internal jobs' submitters, until the job ends
         self._index: dict[str, Job] | None = None  # the active queue while started (None: read the store)
         self._synced_seq = 0  # the highest seq the index has seen
         self._reloaded_at = 0.0  # event-loop time of the last full re-read
@@ -155,7 +163,8 @@ class JobService:
 
     def job_types(self, viewer: Principal | None = None) -> list[JobType]:
         """The job types this viewer may submit, by name."""
-        return sorted((t for t in self._types.values() if not t.admin_only or viewer is None or viewer.is_admin),
+        return sorted((t for t in self._types.values()
+                       if not t.internal and (not t.admin_only or viewer is None or viewer.is_admin)),
                       key=lambda t: t.name)
 
     @property
@@ -196,12 +205,23 @@ class JobService:
             external, self._external = self._external, {}
             for job, _hook in external.values():
                 await self._abandon(job, STOP_REASON)
+            for job_id in list(self._watchers):  # internal jobs still queued: nobody will collect them
+                await asyncio.to_thread(self._store.update, job_id, expect=ACTIVE, status=JobStatus.FAILED,
+                                        error=STOP_REASON, completed_at=self._now(), description="Failed")
+                self._notify(JobUpdate(job_id, JobStatus.FAILED, error=STOP_REASON))
             self._index = None
 
     async def _recover(self) -> None:
         running = await asyncio.to_thread(self._store.list, statuses=frozenset({JobStatus.RUNNING}), limit=1_000_000)
         for job in running:
             await self._abandon(job, RESTART_REASON)
+        queued = await asyncio.to_thread(self._store.list, statuses=frozenset({JobStatus.QUEUED}), limit=1_000_000)
+        for job in queued:  # an internal job's submitter died with the previous process
+            job_type = self._types.get(job.type)
+            if job_type is not None and job_type.internal:
+                await asyncio.to_thread(self._store.update, job.id, expect=frozenset({JobStatus.QUEUED}),
+                                        status=JobStatus.FAILED, error=RESTART_REASON, completed_at=self._now(),
+                                        description="Failed")
 
     async def _abandon(self, job: Job, reason: str, runner: str | None = None) -> None:
         job_type = self._types.get(job.type)
@@ -229,21 +249,43 @@ class JobService:
         admin-only type submitted by a user).
         """
         job_type = self._types.get(type_name)
-        if job_type is None:
+        if job_type is None or job_type.internal:
             names = ", ".join(t.name for t in self.job_types(viewer))
             raise InvalidInputError(f"unknown task type {type_name!r}; choose one of: {names}", field="type")
         if job_type.admin_only and viewer is not None and not viewer.is_admin:
             raise ForbiddenError(f"task type {type_name!r} can be submitted by admins only")
+        return await self._enqueue(viewer, job_type, viewer.user_id if viewer else None, params, priority)
+
+    async def submit_internal(self, owner_id: int | None, type_name: str, params: dict[str, Any], *,
+                              watcher: JobWatcher, description: str = "Queued", priority: int = 0) -> Job:
+        """Queue a job of an internal type for ``owner_id`` on a service's behalf.
+
+        ``watcher`` is called on the event loop (it must not block) with every progress report
+        and, last, the end (completed, failed or cancelled, whoever ended it). Raises
+        InvalidInputError for an unknown type or bad params.
+        """
+        job_type = self._types.get(type_name)
+        if job_type is None or not job_type.internal:
+            raise InvalidInputError(f"{type_name!r} is not an internal task type", field="type")
+        view = await self._enqueue(None, job_type, owner_id, params, priority, watcher=watcher,
+                                   description=description)
+        return view.job
+
+    async def _enqueue(self, viewer: Principal | None, job_type: JobType, owner_id: int | None,
+                       params: dict[str, Any] | None, priority: int, *, watcher: JobWatcher | None = None,
+                       description: str = "Queued") -> JobView:
         params = self._check_params(job_type, params)
         if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
             raise InvalidInputError(f"priority {priority} is outside -{MAX_PRIORITY}..{MAX_PRIORITY}", field="priority")
         job = Job(
-            id=str(uuid.uuid4()), type=job_type.name, owner_id=viewer.user_id if viewer else None,
+            id=str(uuid.uuid4()), type=job_type.name, owner_id=owner_id,
             status=JobStatus.QUEUED, priority=priority, cpu_cores=job_type.cpu_cores, ram_gb=job_type.ram_gb,
-            params=params, created_at=self._now(), description="Queued",
+            params=params, created_at=self._now(), description=description,
         )
         job = await asyncio.to_thread(self._store.add, job)
         async with self._lock:
+            if watcher is not None:
+                self._watchers[job.id] = watcher
             if self._index is not None:
                 await self._sync()
                 if self._index is not None:
@@ -292,6 +334,7 @@ class JobService:
                 description="Cancelled", reason=None,
             )
             self._drop(job.id)
+            self._notify(JobUpdate(job.id, JobStatus.CANCELLED, job.progress))
             if changed:
                 await self._publish("task_cancelled", job, {"task_id": job.id})
             await self._admit()
@@ -503,6 +546,7 @@ class JobService:
                     await self._handle(events)
                     if asyncio.get_running_loop().time() - self._reloaded_at >= self._tick_s:
                         await self._reload()  # notices what other processes cancelled or started
+                        await self._notify_ended_elsewhere()
                     if not events or any(ev.kind != "progress" for ev in events):
                         await self._admit()
             except asyncio.CancelledError:
@@ -536,6 +580,7 @@ class JobService:
                                 expect_runner=self._runner, progress=pct, description=description)
         await self._publish("task_description_update", job,
                             {"task_id": job.id, "description": description, "progress": pct})
+        self._notify(JobUpdate(job.id, JobStatus.RUNNING, pct, ev.detail))
 
     async def _finish(self, job_id: str, status: JobStatus, *, result: dict | None = None,
                       error: str | None = None) -> None:
@@ -556,6 +601,10 @@ class JobService:
                                           expect_runner=self._runner, **values)
         if changed:
             await self._publish(f"task_{status.value}", job, data)
+            self._notify(JobUpdate(job_id, status, 100.0 if status is JobStatus.COMPLETED else job.progress,
+                                   result=result, error=error))
+        else:  # ended by another process meanwhile (a cancel there)
+            self._notify(JobUpdate(job_id, JobStatus.CANCELLED, job.progress))
 
     async def _admit(self) -> None:
         """Start queued jobs in order while the machine has room; record why the others wait."""
@@ -623,6 +672,27 @@ class JobService:
         if await asyncio.to_thread(self._store.update, job.id, expect=frozenset({JobStatus.QUEUED}),
                                    status=JobStatus.FAILED, error=error, completed_at=self._now(), reason=None):
             await self._publish("task_failed", job, {"task_id": job.id, "error": error})
+        self._notify(JobUpdate(job.id, JobStatus.FAILED, error=error))
+
+    async def _notify_ended_elsewhere(self) -> None:
+        """Tell watchers of internal jobs another process ended (cancelled) while they were queued."""
+        if self._index is None:
+            return
+        for job_id in [j for j in self._watchers if j not in self._index and j not in self._running]:
+            job = await asyncio.to_thread(self._store.get, job_id)
+            if job is not None and job.is_terminal:
+                self._notify(JobUpdate(job_id, job.status, job.progress, result=job.result, error=job.error))
+
+    def _notify(self, update: JobUpdate) -> None:
+        """Tell an internal job's submitter; the end is the last thing it hears."""
+        watcher = (self._watchers.pop(update.job_id, None) if update.status in TERMINAL
+                   else self._watchers.get(update.job_id))
+        if watcher is None:
+            return
+        try:
+            watcher(update)
+        except Exception:  # a submitter's bug must not stop the dispatcher
+            log.exception("watcher of job %s failed", update.job_id)
 
     async def _publish(self, event_type: str, job: Job, data: dict[str, Any]) -> None:
         try:

@@ -33,7 +33,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from quantdesk.core.errors import InvalidInputError
+from quantdesk.core.errors import InvalidInputError, QuantdeskError
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -344,6 +344,13 @@ metrics = {'price': close, 'high_52w': previous_high,
 
 # ----------------------------------------------------------------------------- the executor port
 
+class ScanCancelledError(QuantdeskError):
+    """A scan's work was stopped from outside the scan (one of its tasks was cancelled)."""
+
+    code = "SCAN_CANCELLED"
+    status = 409
+
+
 @dataclass(frozen=True, slots=True)
 class SymbolResult:
     """Outcome of running a scanner on one symbol; ``error`` is set (and ``signal`` None) on failure."""
@@ -445,12 +452,16 @@ class ScannerExecutor(Protocol):
         frames: Mapping[str, pd.DataFrame] | ScanBars,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        *,
+        owner_id: int | None = None,
+        label: str = "",
     ) -> list[SymbolResult]:
-        """Run ``code`` once per symbol; return one result per finished symbol (all unless cancelled)."""
-        ...
+        """Run ``code`` once per symbol; return one result per finished symbol (all unless cancelled).
 
-    def test(self, code: str, params: Mapping[str, object], frame: pd.DataFrame, symbol: str) -> ScannerTestResult:
-        """Run ``code`` on one symbol and time it end to end."""
+        ``owner_id`` and ``label`` say whose work it is and name it where the work is visible (the
+        task queue). Raises :class:`ScanCancelledError` when the work was stopped from outside
+        (its task cancelled) rather than through ``cancel``.
+        """
         ...
 
     def close(self) -> None:

@@ -57,3 +57,46 @@ async def test_ray_admission_failure_and_cancel(tmp_path, ray_instance):
         failed = await h.service.wait(failing.job.id, 60)
         assert failed.status is JobStatus.FAILED and failed.error == "RuntimeError: failed at step 1 as asked"
         assert (await h.service.get(None, running.job.id)).job.status is JobStatus.CANCELLED
+
+
+MACD = """\
+close = df['close']
+macd = close.ewm(span=12, adjust=False).mean() - close.ewm(span=26, adjust=False).mean()
+hist = (macd - macd.ewm(span=9, adjust=False).mean()).to_numpy()
+signal = 'BUY' if hist[-1] > 0 else 'SELL'
+metrics = {'hist': float(hist[-1])}
+"""
+
+
+async def _scan_on(h, tmp_path, frames) -> tuple[list, list]:
+    import asyncio
+
+    from quantdesk.adapters.sandbox.scan_batches import SCAN_BATCH_JOB, JobScannerExecutor
+
+    h.service.register(SCAN_BATCH_JOB)
+    executor = JobScannerExecutor(h.service, tmp_path / "spool")
+    executor.bind(asyncio.get_running_loop())
+    seen: list[tuple[str, int]] = []
+    results = await asyncio.to_thread(executor.run, MACD, {}, frames, lambda s, d, t: seen.append((s, d)),
+                                      owner_id=2, label="Scan 1")
+    assert not any((tmp_path / "spool").iterdir())  # the spool is cleared after the run
+    return results, seen
+
+
+async def test_scan_batch_gives_the_same_results_on_local_and_ray(tmp_path, ray_instance):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    index = pd.date_range("2025-01-01", periods=120, freq="D", tz="UTC")
+    frames = {f"S{i:02d}": pd.DataFrame({c: 100 + rng.normal(0, 1, 120).cumsum() for c in
+                                         ("open", "high", "low", "close", "volume")}, index=index) for i in range(30)}
+    async with started_service(migrated_sqlite(tmp_path, "local.db")) as (local, _):
+        on_local, _ = await _scan_on(local, tmp_path / "l", frames)
+    async with started_service(migrated_sqlite(tmp_path, "ray.db"), executor=RayExecutor("local")) as (h, _):
+        on_ray, seen = await _scan_on(h, tmp_path / "r", frames)
+        (batch,) = [j for j in await h.service.list_jobs(None) if j.type == "scan_batch"]
+    assert [r.symbol for r in on_ray] == list(frames) and all(r.error is None for r in on_ray)
+    assert [(r.symbol, r.signal, r.metrics) for r in on_ray] == [(r.symbol, r.signal, r.metrics) for r in on_local]
+    assert seen[-1] == ("S29", 30)  # progress reached the caller, through Ray's mailbox
+    assert batch.status is JobStatus.COMPLETED and batch.owner_id == 2 and batch.result["symbols"] == 30

@@ -1,7 +1,8 @@
 """Local executor: jobs run in worker processes isolated from the server.
 
-Workers are started with the ``spawn`` method (no inherited locks, sockets or event loops),
-kept for reuse while idle, and talk to the server over one pipe each: the server sends
+Workers are fresh interpreters (``python -m quantdesk.adapters.executors.local FD``: no
+inherited locks, sockets or event loops, and none of the server's modules until a job imports
+them), kept for reuse while idle, and talk to the server over one socket each: the server sends
 ``run``/``cancel``/``stop``, the worker answers ``progress`` and ``done``. One reader thread
 multiplexes every pipe and hands events to the service's sink. Cancelling asks the job to stop
 (its next ``ctx.progress`` raises) and kills the worker if it has not stopped after a short
@@ -11,9 +12,11 @@ grace period, so a job busy in a long computation still stops within a second.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from multiprocessing import connection as mp_connection
 from typing import Any
@@ -38,9 +41,9 @@ def _worker_main(conn: Any) -> None:
             continue  # a late cancel for a job that already ended
         _, job_id, target, params = message
 
-        def emit(pct: float, description: str | None, job_id: str = job_id) -> None:
+        def emit(pct: float, description: str | None, detail: dict | None, job_id: str = job_id) -> None:
             try:
-                conn.send(("progress", job_id, pct, description))
+                conn.send(("progress", job_id, pct, description, detail))
             except OSError:  # the server is gone: nobody wants the result
                 os._exit(1)
 
@@ -60,8 +63,35 @@ def _worker_main(conn: Any) -> None:
             return
 
 
+class _Process:
+    """A worker interpreter, with the slice of ``multiprocessing.Process`` the executor uses."""
+
+    def __init__(self, popen: subprocess.Popen):
+        self._popen = popen
+        self.pid = popen.pid
+
+    def kill(self) -> None:
+        try:
+            self._popen.kill()
+        except ProcessLookupError:
+            pass
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.poll()
+
+
 class _Worker:
-    def __init__(self, process: Any, conn: Any):
+    def __init__(self, process: _Process, conn: Any):
         self.process = process
         self.conn = conn
         self.job_id: str | None = None
@@ -79,9 +109,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, *, start_method: str = "spawn", max_idle_workers: int | None = None,
-                 cancel_grace_s: float = 0.3):
-        self._mp = multiprocessing.get_context(start_method)
+    def __init__(self, *, max_idle_workers: int | None = None, cancel_grace_s: float = 0.3):
         self._max_idle = max_idle_workers if max_idle_workers is not None else (os.cpu_count() or 1)
         self._grace = cancel_grace_s
         self._lock = threading.Lock()
@@ -99,7 +127,7 @@ class LocalExecutor:
     def start(self, sink: EventSink) -> None:
         self._sink = sink
         self._closing = False
-        self._wake_r, self._wake_w = self._mp.Pipe(duplex=False)
+        self._wake_r, self._wake_w = mp_connection.Pipe(duplex=False)
         self._thread = threading.Thread(target=self._read_loop, name="local-executor-reader", daemon=True)
         self._thread.start()
 
@@ -175,11 +203,12 @@ class LocalExecutor:
     # -- internals ----------------------------------------------------------------------------
 
     def _spawn(self) -> _Worker:
-        parent_end, child_end = self._mp.Pipe(duplex=True)
-        process = self._mp.Process(target=_worker_main, args=(child_end,), name="quantdesk-job-worker", daemon=True)
-        process.start()
-        child_end.close()
-        worker = _Worker(process, parent_end)
+        parent_end, child_end = socket.socketpair()
+        with child_end:
+            fd = child_end.fileno()
+            popen = subprocess.Popen([sys.executable, "-m", __name__, str(fd)], pass_fds=(fd,), close_fds=True,
+                                     stdin=subprocess.DEVNULL)
+        worker = _Worker(_Process(popen), mp_connection.Connection(parent_end.detach()))
         self._workers.append(worker)
         self._wake()
         return worker
@@ -221,9 +250,9 @@ class LocalExecutor:
 
     def _on_message(self, worker: _Worker, message: tuple) -> None:
         if message[0] == "progress":
-            _, job_id, pct, description = message
+            _, job_id, pct, description, detail = message
             if worker.job_id == job_id and not worker.killed:
-                self._emit(ExecutorEvent(job_id, "progress", progress=pct, description=description))
+                self._emit(ExecutorEvent(job_id, "progress", progress=pct, description=description, detail=detail))
             return
         if message[0] != "done":
             return
@@ -260,3 +289,7 @@ class LocalExecutor:
         if unexpected:
             code = worker.process.exitcode
             self._emit(ExecutorEvent(job_id, "failed", error=f"worker process exited unexpectedly (exit code {code})"))
+
+
+if __name__ == "__main__":
+    _worker_main(mp_connection.Connection(int(sys.argv[1])))

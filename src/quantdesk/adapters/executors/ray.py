@@ -37,8 +37,8 @@ class _Mailbox:
 
 def _ray_entry(job_id: str, target: str, params: dict[str, Any], mailbox: Any) -> tuple[str, dict | None, str | None]:
     # runs inside a Ray worker; progress is fire-and-forget to the mailbox actor
-    def emit(pct: float, description: str | None) -> None:
-        mailbox.put.remote(("progress", job_id, pct, description))
+    def emit(pct: float, description: str | None, detail: dict | None) -> None:
+        mailbox.put.remote(("progress", job_id, pct, description, detail))
 
     return run_job(WorkerContext(job_id, emit), target, params)
 
@@ -131,11 +131,11 @@ class RayExecutor:
             self._sink(event)
 
     def _drain_mailbox(self) -> None:
-        for _, job_id, pct, description in ray.get(self._mailbox.drain.remote()):
+        for _, job_id, pct, description, detail in ray.get(self._mailbox.drain.remote()):
             with self._lock:
                 live = job_id in self._by_job
             if live:
-                self._emit(ExecutorEvent(job_id, "progress", progress=pct, description=description))
+                self._emit(ExecutorEvent(job_id, "progress", progress=pct, description=description, detail=detail))
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():

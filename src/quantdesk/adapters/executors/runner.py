@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 # at most one progress message per interval, unless the description changes or the job ends
 PROGRESS_INTERVAL_S = 0.05
 
-Emit = Callable[[float, str | None], None]
+Emit = Callable[[float, str | None, dict[str, Any] | None], None]
 
 
 class WorkerContext:
@@ -42,7 +42,7 @@ class WorkerContext:
         if self.cancelled:
             raise JobCancelledError(self.job_id)
 
-    def progress(self, pct: float, description: str | None = None) -> None:
+    def progress(self, pct: float, description: str | None = None, detail: dict[str, Any] | None = None) -> None:
         self.check()
         pct = float(pct)
         if not math.isfinite(pct):
@@ -53,7 +53,7 @@ class WorkerContext:
             self._last_sent = now
             if description is not None:
                 self._last_description = description
-            self._emit(min(100.0, max(0.0, pct)), description)
+            self._emit(min(100.0, max(0.0, pct)), description, detail)
 
 
 def _plain(value: Any) -> Any:

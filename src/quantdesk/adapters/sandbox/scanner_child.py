@@ -50,6 +50,7 @@ BLOCKED_MODULE_PARTS = frozenset({"ctypeslib", "f2py", "testing", "distutils", "
 COLUMNS = ("open", "high", "low", "close", "volume")
 NOBODY = 65534
 CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
 FLUSH_EVERY_NS = 50_000_000
 MAX_METRICS = 200
 MAX_ERROR_CHARS = 500
@@ -127,6 +128,16 @@ def _privileged_isolation(root_dir: str, report: dict) -> None:
     except OSError:
         pass
     report["uid"] = os.getuid()
+
+
+def _die_with_parent(parent_pid: int, report: dict) -> None:
+    """Be SIGKILLed when the parent goes (set after the uid change, which would clear it)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    report["die_with_parent"] = libc.prctl(PR_SET_PDEATHSIG, int(_signal.SIGKILL), 0, 0, 0) == 0
+    if os.getppid() != parent_pid:  # the parent died before the setting took
+        os._exit(0)
 
 
 def _set_limits(memory_bytes: int, cpu_s: int, report: dict) -> None:
@@ -364,6 +375,8 @@ def main() -> None:
     with open("/proc/self/status") as fh:  # threads started so far (none can start later)
         report["threads"] = int(next(line for line in fh if line.startswith("Threads:")).split()[1])
     _privileged_isolation(config["root_dir"], report)
+    if config.get("parent_pid"):
+        _die_with_parent(config["parent_pid"], report)
     _block_processes_and_network()
     _set_limits(config["memory_bytes"], config["cpu_seconds"], report)
     _send(out_fd, ["ready", report])

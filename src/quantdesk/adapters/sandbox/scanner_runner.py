@@ -112,11 +112,14 @@ class ScannerRunner:
     ``per_symbol_timeout_s`` is wall-clock per symbol; ``memory_limit_mb`` is each worker's
     address-space limit (RLIMIT_AS, which includes ~0.4 GB of interpreter, numpy and pandas);
     ``cpu_budget_s`` is each worker's lifetime CPU limit (RLIMIT_CPU), after which it is
-    replaced. Raises ConfigError for limits out of range.
+    replaced. With ``die_with_parent`` each worker is killed when the thread that started it
+    ends (PR_SET_PDEATHSIG): for a pool living in a job worker process, which an executor may
+    kill. Raises ConfigError for limits out of range.
     """
 
     def __init__(self, workers: int = 2, per_symbol_timeout_s: float = 5.0, memory_limit_mb: int = 2048,
-                 *, grace_s: float = 1.0, cpu_budget_s: int = 3600, python: str | None = None):
+                 *, grace_s: float = 1.0, cpu_budget_s: int = 3600, python: str | None = None,
+                 die_with_parent: bool = False):
         if not 1 <= workers <= 64:
             raise ConfigError(f"workers {workers} must be between 1 and 64")
         if not 0.01 <= per_symbol_timeout_s <= 600:
@@ -129,6 +132,7 @@ class ScannerRunner:
         self.memory_limit_mb = int(memory_limit_mb)
         self.grace_s = grace_s
         self.cpu_budget_s = int(cpu_budget_s)
+        self.die_with_parent = die_with_parent
         self._python = python or sys.executable
         self._pool: list[_Worker] = []
         self._lock = threading.Lock()
@@ -156,8 +160,9 @@ class ScannerRunner:
                     self._reap_dead(None)
 
     def run(self, code: str, params: Mapping[str, object], frames: Mapping[str, pd.DataFrame] | ScanBars,
-            on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> list[SymbolResult]:
-        """Run ``code`` once per symbol; return results in input order.
+            on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None, *,
+            owner_id: int | None = None, label: str = "") -> list[SymbolResult]:
+        """Run ``code`` once per symbol; return results in input order (``owner_id``, ``label``: unused here).
 
         Every symbol gets a result (failures carry ``error``) unless ``cancel`` is set, in which
         case the symbols finished so far are returned within about a second. Raises
@@ -436,6 +441,7 @@ class ScannerRunner:
                                     close_fds=True, start_new_session=True)
         config = {"memory_bytes": self.memory_limit_mb << 20, "cpu_seconds": self.cpu_budget_s,
                   "status_path": status_path, "root_dir": root,
+                  "parent_pid": os.getpid() if self.die_with_parent else None,
                   "warmup": [s["code"] for s in EXAMPLE_SCANNERS.values()]}
         proc.stdin.write(_frame(pickle.dumps(config)))
         proc.stdin.flush()
