@@ -17,6 +17,7 @@ from quantdesk import __version__
 from quantdesk.adapters.bars.parquet import ParquetBarStore
 from quantdesk.adapters.bus.memory import InMemoryEventBus
 from quantdesk.adapters.db.accounts import SqlAccountStore
+from quantdesk.adapters.db.bot_state import SqlBotStateStore
 from quantdesk.adapters.db.engine import make_engine, migrate, ping
 from quantdesk.adapters.db.fluxscan import SqlFluxScanStore
 from quantdesk.adapters.db.instruments import SqlInstrumentRegistry
@@ -175,11 +176,11 @@ def _build_fluxscan(settings: Settings, engine: Engine, market: MarketDataServic
 
 def _build_trading(settings: Settings, engine: Engine, market: MarketDataService, bus: InMemoryEventBus,
                    jobs: JobService) -> TradingService:
-    """Paper trading for every surface, every command persisted before it is acknowledged."""
+    """Paper trading for every surface, every command (and bot or strategy change) persisted before it is acknowledged."""
     config = TradingConfig(initial_balance=settings.paper_initial_balance, offload_commands=True)
     accounts = SqlPaperAccounts(engine)
     return TradingService(market, bus, config=config, ledger_stores=accounts.ledger_store, accounts=accounts,
-                          trade_query=accounts, jobs=jobs)
+                          trade_query=accounts, jobs=jobs, bot_states=SqlBotStateStore(engine))
 
 
 def _live_feed(settings: Settings, market: MarketDataService) -> LiveSimFeed | CcxtLiveFeed | None:

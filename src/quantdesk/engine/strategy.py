@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import pkgutil
 import sys
 from collections.abc import Callable
@@ -72,6 +73,9 @@ class Parameter:
             raise InvalidInputError(
                 f"{self.name} must be of type {self.type.__name__}, got {value!r}", field=field
             ) from None
+        # NaN passes every bound check and cannot be stored as JSON; an infinity is no setting either
+        if (isinstance(out, float) and not math.isfinite(out)) or (isinstance(out, Decimal) and not out.is_finite()):
+            raise InvalidInputError(f"{self.name} must be a finite number, got {value!r}", field=field)
         if self.minimum is not None and out < self.minimum:
             raise InvalidInputError(f"{self.name} {out} is below the minimum {self.minimum}", field=field)
         if self.maximum is not None and out > self.maximum:

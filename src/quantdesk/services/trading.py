@@ -17,7 +17,10 @@ commit its events go to the bus as ``/ws`` channel messages on the user's topics
 
 Persistence arrives through ports: ``ledger_stores`` builds each account's LedgerStore
 (in memory by default; a database adapter in app.py), ``accounts`` keeps paper accounts,
-``trade_query`` answers trade history (the kernel's own ledger by default).
+``trade_query`` answers trade history (the kernel's own ledger by default), ``bot_states`` keeps
+each user's bot and strategy settings (:mod:`quantdesk.services.trading_state`): every bot start,
+stop, strategy change and counted signal is saved before it is acknowledged, and a bot that was
+running when the server stopped is resumed when :meth:`TradingService.run_market_data` starts.
 """
 
 from __future__ import annotations
@@ -79,7 +82,8 @@ from quantdesk.services.pnl import (
 from quantdesk.services.topics import user_topic
 from quantdesk.services.trading_bot import BotSlot, BotState
 from quantdesk.services.trading_prices import PriceBoard
-from quantdesk.services.trading_strategies import StrategyBook, StrategyView
+from quantdesk.services.trading_state import ActiveStrategy, BotSnapshot, BotStateStore, MemoryBotStateStore
+from quantdesk.services.trading_strategies import StrategyBook, StrategyView, restore_parameters
 from quantdesk.services.trading_views import (
     BacktestView,
     BalanceView,
@@ -235,6 +239,7 @@ class TradingService:
         exchange_keys: ExchangeKeys | None = None,
         jobs: JobService | None = None,
         clock: Clock | None = None,
+        bot_states: BotStateStore | None = None,
     ):
         self.config = config or TradingConfig()
         self.market = market
@@ -243,6 +248,7 @@ class TradingService:
         self._accounts = accounts or MemoryPaperAccounts()
         self._trade_query = trade_query
         self._keys = exchange_keys or NoExchangeKeys()
+        self._bot_states: BotStateStore = bot_states or MemoryBotStateStore()
         self.clock: Clock = clock or WallClock()
         self.prices = PriceBoard(market, ttl_s=self.config.price_ttl_s, live_max_age_s=self.config.live_price_max_age_s)
         self._sessions: dict[int, _Session] = {}
@@ -270,6 +276,9 @@ class TradingService:
             session = _Session(account, kernel, events, StrategyBook(cfg.default_strategies, self.clock))
             if isinstance(store, LedgerSource):
                 self._restore(session, store.load())
+            saved = self._bot_states.load(user_id)
+            if saved is not None:
+                self._restore_bot(session, saved)
             self._sessions[user_id] = session
         return session
 
@@ -282,6 +291,74 @@ class TradingService:
         for symbol in sorted(symbols):
             self._ensure_market(session, self.instrument(symbol))
         session.kernel.restore(snapshot)
+
+    def _restore_bot(self, session: _Session, saved: BotSnapshot) -> None:
+        """Bring back the user's strategy settings and bot; a running bot is re-attached as start_bot attaches it."""
+        session.strategies.restore(saved.strategies)
+        user_id = session.account.user_id
+        counters = (dict(saved.signals_total), dict(saved.signals_today), saved.signals_day)
+        bot = BotState(False, saved.paper, None, [], *counters)
+        if saved.running:
+            refusal = None if saved.paper else self._live_refusal(user_id)
+            if refusal is not None:
+                log.warning("the bot of user %s was trading live and comes back stopped: %s", user_id, refusal)
+            else:
+                active: dict[str, dict[str, Any]] = {}
+                for strategy in saved.active:
+                    try:
+                        params = restore_parameters(strategy.name, strategy.parameters)
+                    except NotFoundError:
+                        log.warning("strategy %r of the running bot of user %s is no longer registered; "
+                                    "it is not resumed", strategy.name, user_id)
+                        continue
+                    active[strategy.name] = (params if params is not None
+                                             else session.strategies.parameters(strategy.name))
+                # the original started_at: the uptime goes on across the restart
+                bot = BotState(True, saved.paper, saved.started_at or self.clock.now(), list(active), *counters,
+                               parameters=active)
+                self._attach_bot(session, bot)
+        session.bot = bot
+
+    def _attach_bot(self, session: _Session, bot: BotState) -> None:
+        """Host fresh instances of the bot's active strategies in the slot of every bot market."""
+        for symbol in self.config.bot_symbols:
+            instrument = self.instrument(symbol)
+            self._ensure_market(session, instrument)
+            slot = session.slots.get(instrument.symbol)
+            if slot is None:
+                slot = session.slots[instrument.symbol] = BotSlot()
+                session.kernel.add_strategy(instrument.symbol, slot)
+            slot.load({name: create_strategy(name, bot.parameters[name]) for name in bot.active})
+
+    async def _save_bot(self, session: _Session, bot: BotState, book: StrategyBook) -> None:
+        """Persist the bot and strategy settings of the account (lock held) before the change is acknowledged."""
+        snapshot = BotSnapshot(
+            bot.running, bot.paper, bot.started_at,
+            tuple(ActiveStrategy(name, dict(bot.parameters.get(name, {}))) for name in bot.active),
+            dict(bot.signals_total), dict(bot.signals_today), bot.today, book.saved())
+        user_id = session.account.user_id
+        if self.config.offload_commands:
+            await asyncio.to_thread(self._bot_states.save, user_id, snapshot)
+        else:
+            self._bot_states.save(user_id, snapshot)
+
+    async def resume_bots(self) -> int:
+        """Rebuild the session of every user whose saved bot runs, so it trades before they call; return how many.
+
+        One user's failure is logged and does not keep the others' bots from resuming.
+        """
+        if self.config.offload_commands:
+            user_ids = await asyncio.to_thread(self._bot_states.running_user_ids)
+        else:
+            user_ids = self._bot_states.running_user_ids()
+        resumed = 0
+        for user_id in user_ids:
+            try:
+                if self._session(user_id).bot.running:
+                    resumed += 1
+            except Exception:  # a boundary: one account's bad state must not keep the others stopped
+                log.exception("trading: could not resume the bot of user %s", user_id)
+        return resumed
 
     def instrument(self, symbol: str) -> Instrument:
         """The perpetual future ``symbol`` names in any spelling; NotFoundError naming the symbol otherwise."""
@@ -538,8 +615,11 @@ class TradingService:
         Raises NotFoundError for an unknown strategy, InvalidInputError naming ``parameters.<name>``.
         """
         session = self._session(user_id)
-        book = session.strategies
-        book.update(name, enabled=enabled, parameters=parameters)
+        async with session.lock:
+            book = session.strategies.copy()
+            book.update(name, enabled=enabled, parameters=parameters)
+            await self._save_bot(session, session.bot, book)
+            session.strategies = book
         return book.views(self._trades(session), session.bot, only=name)[0]
 
     async def start_bot(self, user_id: int, *, paper: bool = True, strategies: list[str] | None = None) -> BotState:
@@ -549,38 +629,40 @@ class TradingService:
         unless the user has stored exchange keys and the server allows live trading.
         """
         if not paper:
-            if not self._keys.has_keys(user_id):
-                raise InvalidInputError(
-                    "paper_trading false needs stored exchange API keys and none are stored for this user; "
-                    "store them first or start with paper_trading true", field="paper_trading")
-            if not self.config.live_trading:
-                raise InvalidInputError("live trading is turned off on this server; start with paper_trading true",
-                                        field="paper_trading")
+            refusal = self._live_refusal(user_id)
+            if refusal is not None:
+                raise InvalidInputError(refusal, field="paper_trading")
         session = self._session(user_id)
-        book = session.strategies
-        names = book.activate(strategies)
         async with session.lock:
-            for symbol in self.config.bot_symbols:
-                instrument = self.instrument(symbol)
-                self._ensure_market(session, instrument)
-                slot = session.slots.get(instrument.symbol)
-                if slot is None:
-                    slot = session.slots[instrument.symbol] = BotSlot()
-                    session.kernel.add_strategy(instrument.symbol, slot)
-                slot.load({name: book.create(name) for name in names})
-            bot = session.bot
-            if not bot.running:
-                bot.started_at = self.clock.now()
-            bot.running, bot.paper, bot.active = True, paper, names
-        return session.bot
+            book = session.strategies.copy()
+            names = book.activate(strategies)
+            for symbol in self.config.bot_symbols:  # refuse a misconfigured market before anything is saved
+                self.instrument(symbol)
+            bot = session.bot.started(paper=paper, active={name: book.parameters(name) for name in names},
+                                      now=self.clock.now())
+            await self._save_bot(session, bot, book)
+            session.strategies, session.bot = book, bot
+            self._attach_bot(session, bot)
+        return bot
+
+    def _live_refusal(self, user_id: int) -> str | None:
+        """Why the user's bot may not trade live (no stored keys, live trading off), or None if it may."""
+        if not self._keys.has_keys(user_id):
+            return ("paper_trading false needs stored exchange API keys and none are stored for this user; "
+                    "store them first or start with paper_trading true")
+        if not self.config.live_trading:
+            return "live trading is turned off on this server; start with paper_trading true"
+        return None
 
     async def stop_bot(self, user_id: int, *, close_positions: bool = False) -> BotStopped:
         """Stop the bot (strategies stop placing orders); optionally close every position."""
         session = self._session(user_id)
         async with session.lock:
+            bot = session.bot.stopped()
+            await self._save_bot(session, bot, session.strategies)
             for slot in session.slots.values():
                 slot.load({})
-            session.bot.running, session.bot.started_at, session.bot.active = False, None, []
+            session.bot = bot
             closed = await self._close_all_locked(session) if close_positions else []
             return BotStopped(len(session.kernel.ledger.account.positions), closed)
 
@@ -651,9 +733,13 @@ class TradingService:
     # -- market data ------------------------------------------------------------------------
 
     async def run_market_data(self) -> None:
-        """Follow the live feed: ticks update prices and match resting orders; closed bars drive bots."""
+        """Resume the bots that were running, then follow the live feed.
+
+        Ticks update prices and match resting orders; closed bars and book updates drive the bots.
+        """
         sub = self._bus.subscribe("market:*", "bars:*", "book:*", maxsize=50_000, lossless=False)
         try:
+            await self.resume_bots()  # subscribed first: the resumed bots miss no bar
             while True:
                 topic, message = await sub.get()
                 try:
@@ -735,8 +821,11 @@ class TradingService:
             marks = kernel.marks()
             await self._bus.publish(user_topic(uid, "account"), push.account_message(
                 acct.equity(marks), acct.wallet, acct.available_margin(marks), acct.used_margin, acct.currency, now))
+        if signals:
+            for signal in signals:
+                session.bot.count(signal)
+            await self._save_bot(session, session.bot, session.strategies)
         for signal in signals:
-            session.bot.count(signal)
             await self._bus.publish(user_topic(uid, "signals"), push.signal_message(
                 signal.strategy, signal.symbol, signal.action, signal.price, signal.at,
                 stop_loss=signal.stop_loss, take_profit=signal.take_profit))

@@ -105,7 +105,11 @@ class _SignalContext:
 
 @dataclass
 class BotState:
-    """Whether the account's bot runs, since when, in which mode, and its signal counters."""
+    """Whether the account's bot runs, since when, in which mode, and its signal counters.
+
+    ``parameters`` holds, per active strategy, the parameters it was started with (what a
+    restart re-creates it from, even if the user changed the strategy's settings since).
+    """
 
     running: bool = False
     paper: bool = True
@@ -114,6 +118,17 @@ class BotState:
     signals_total: dict[str, int] = field(default_factory=dict)
     signals_today: dict[str, int] = field(default_factory=dict)
     today: date | None = None
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def started(self, *, paper: bool, active: dict[str, dict[str, Any]], now: datetime) -> BotState:
+        """This bot running ``active`` (name → parameters): a new state, counters kept, ``started_at`` kept if running."""
+        started_at = self.started_at if self.running and self.started_at is not None else now
+        return BotState(True, paper, started_at, list(active), dict(self.signals_total), dict(self.signals_today),
+                        self.today, {name: dict(params) for name, params in active.items()})
+
+    def stopped(self) -> BotState:
+        """This bot stopped: a new state, counters kept."""
+        return BotState(False, self.paper, None, [], dict(self.signals_total), dict(self.signals_today), self.today)
 
     def count(self, signal: Signal) -> None:
         """Count ``signal`` (the daily counters reset at 00:00 UTC)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -14,6 +15,9 @@ from quantdesk.core.portfolio import RoundTrip
 from quantdesk.engine.strategy import Strategy, create_strategy, discover_strategies, get_strategy
 from quantdesk.services.pnl import trade_stats
 from quantdesk.services.trading_bot import BotState
+from quantdesk.services.trading_state import StrategySetting
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,29 @@ class StrategyBook:
             setting.enabled = enabled
         setting.updated_at = self._clock.now()
 
+    def copy(self) -> StrategyBook:
+        """An independent copy (change it, persist it, then swap it in: a failed save leaves no trace)."""
+        book = StrategyBook(self._defaults, self._clock)
+        book._settings = {n: _Setting(s.enabled, dict(s.params), s.updated_at) for n, s in self._settings.items()}
+        return book
+
+    def saved(self) -> tuple[StrategySetting, ...]:
+        """The settings the user changed (the others are the registry's defaults), by name."""
+        return tuple(StrategySetting(name, s.enabled, dict(s.params), s.updated_at)
+                     for name, s in sorted(self._settings.items()) if s.updated_at is not None)
+
+    def restore(self, settings: Iterable[StrategySetting]) -> None:
+        """Take back saved settings; a strategy no longer registered is skipped, bad parameters revert to defaults."""
+        for saved in settings:
+            if saved.name not in discover_strategies():
+                log.warning("strategy %r of a saved bot is no longer registered; its settings are dropped", saved.name)
+                continue
+            params = restore_parameters(saved.name, saved.parameters)
+            setting = self._setting(saved.name)
+            if params is not None:
+                setting.params = params
+            setting.enabled, setting.updated_at = saved.enabled, saved.updated_at
+
     def activate(self, names: list[str] | None) -> list[str]:
         """The strategies a bot start runs: ``names`` (now enabled) or every enabled one."""
         if names is None:
@@ -99,10 +126,6 @@ class StrategyBook:
             setting.updated_at = self._clock.now()
         return list(dict.fromkeys(names))
 
-    def create(self, name: str) -> Strategy:
-        """A fresh instance of ``name`` with the user's parameters."""
-        return create_strategy(name, self.parameters(name))
-
     def views(self, trades: Iterable[RoundTrip], bot: BotState, only: str | None = None) -> list[StrategyView]:
         """Settings and performance (trades booked under each strategy, bot signals) per strategy."""
         names = [only] if only else self.names()
@@ -116,3 +139,18 @@ class StrategyBook:
                                     bot.signals_total.get(name, 0), stats.win_rate, stats.avg_return_pct,
                                     setting.updated_at))
         return out
+
+
+def restore_parameters(name: str, stored: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Saved parameters of strategy ``name`` typed and checked by its schema again; None if they no longer fit.
+
+    Parameters the schema dropped since they were saved are ignored; a value the schema now
+    refuses makes the whole set fall back (None), with a warning naming the field.
+    """
+    cls = get_strategy(name)
+    known = {p.name for p in cls.parameters}
+    try:
+        return dict(create_strategy(name, {k: v for k, v in stored.items() if k in known}).params)
+    except InvalidInputError as e:
+        log.warning("saved parameters of strategy %r no longer validate (%s); using its defaults", name, e)
+        return None

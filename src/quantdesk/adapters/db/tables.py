@@ -291,5 +291,4 @@ trading_id_counters = Table(
     Column("value", BigInteger, nullable=False),
 )
 
-from quantdesk.adapters.db import instrument_tables  # noqa: E402, F401
-
+from quantdesk.adapters.db import bot_state_tables, instrument_tables  # noqa: E402, F401
