@@ -404,7 +404,10 @@ class SqlLedgerStore:
 
     def _open_positions(self, conn: sa.Connection, aid: int) -> list[Position]:
         p, lt = trading_positions, trading_position_lots
-        rows = conn.execute(select(p).where(p.c.account_id == aid, p.c.status == "open").order_by(p.c.opened_at))
+        # creation order, as the kernel holds them: ids ``pos_<account>_<n>`` break ties of opened_at
+        # (by length, then text, so pos_1_10 follows pos_1_9)
+        rows = conn.execute(select(p).where(p.c.account_id == aid, p.c.status == "open")
+                            .order_by(p.c.opened_at, sa.func.length(p.c.id), p.c.id))
         positions = {r.id: Position(r.id, r.symbol, PositionSide(r.side), r.leverage, r.opened_at,
                                     stop_loss=r.stop_loss, take_profit=r.take_profit, strategy=r.strategy,
                                     realized_pnl=r.realized_pnl, fees_paid=r.fees_paid, net_filled=r.net_filled,
