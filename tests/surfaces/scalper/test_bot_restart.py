@@ -6,28 +6,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
-import sqlalchemy as sa
 
-from kit.app import ADMIN_PASSWORD, api_for, make_settings
+from kit.app import ADMIN_PASSWORD, api_for
 from quantdesk.services.topics import user_topic
-from quantdesk.settings import Settings
 
 from .conftest import serve
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_settings(request, tmp_path) -> Settings:
-    """Settings on a fresh database (SQLite file or the session's PostgreSQL, emptied); no live feed."""
-    overrides: dict = {"live_feed_speed": 0}
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        eng = sa.create_engine(url)
-        with eng.begin() as c:
-            c.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        eng.dispose()
-        overrides["database_url"] = url
-    return make_settings(tmp_path, **overrides)
 
 
 def _login(url: str) -> httpx.Client:

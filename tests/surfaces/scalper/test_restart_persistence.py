@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import httpx
-import pytest
-
-from kit.app import make_settings
 
 from .conftest import dec, serve
 
 
-@pytest.mark.parametrize("db", ["sqlite", "postgres"])
-def test_paper_account_survives_a_server_restart(tmp_path, request, db):
-    overrides = {"live_feed_speed": 0}
-    if db == "postgres":
-        import sqlalchemy as sa
-
-        url = request.getfixturevalue("postgres_url")
-        eng = sa.create_engine(url)
-        with eng.begin() as c:
-            c.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        eng.dispose()
-        overrides["database_url"] = url
-    settings = make_settings(tmp_path, **overrides)
+def test_paper_account_survives_a_server_restart(db_settings):
+    settings = db_settings
 
     with serve(settings) as first:
         h = {"Authorization": f"Bearer {first.login()}"}
