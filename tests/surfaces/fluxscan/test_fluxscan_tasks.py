@@ -48,7 +48,8 @@ async def test_running_scan_is_in_the_queue_for_its_owner_only_and_task_delete_c
     task = await _scan_task(api, alice, started["scan_id"])
     assert task["status"] == "running" and task["estimated_cpu_cores"] == 0
     queue = (await api.client.get("/api/system/queue", headers=alice)).json()
-    assert [t["task_id"] for t in queue["running_tasks"]] == [task["task_id"]]
+    assert [t["task_id"] for t in queue["running_tasks"] if t["task_type"] == "scan"] == [task["task_id"]]
+    assert {t["task_type"] for t in queue["running_tasks"]} <= {"scan", "scan_batch"}  # and its batches
     assert (await api.client.get("/api/system/queue", headers=bob)).json()["running_tasks"] == []
     for method in ("GET", "DELETE"):
         r = await api.client.request(method, f"/api/system/tasks/{task['task_id']}", headers=bob)
@@ -58,7 +59,8 @@ async def test_running_scan_is_in_the_queue_for_its_owner_only_and_task_delete_c
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     final = await _wait_scan(api, alice, started["scan_id"], timeout_s=30)
     assert final["status"] == "cancelled" and final["symbols_scanned"] < 50
-    assert (await api.client.get("/api/system/queue", headers=alice)).json()["running_tasks"] == []
+    queue = (await api.client.get("/api/system/queue", headers=alice)).json()
+    assert queue["running_tasks"] == [] and queue["queued_tasks"] == []  # its batches went with it
 
 
 async def test_scan_cancel_endpoint_cancels_its_task(api):
