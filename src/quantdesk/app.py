@@ -22,6 +22,8 @@ from quantdesk.adapters.db.engine import make_engine, migrate, ping
 from quantdesk.adapters.db.fluxscan import SqlFluxScanStore
 from quantdesk.adapters.db.instruments import SqlInstrumentRegistry
 from quantdesk.adapters.db.jobs import SqlJobStore
+from quantdesk.adapters.db.key_vault import SqlKeyVaultStore
+from quantdesk.adapters.db.ml_strategies import SqlConfiguredStrategyStore
 from quantdesk.adapters.db.paper_accounts import SqlPaperAccounts
 from quantdesk.adapters.executors.local import LocalExecutor
 from quantdesk.adapters.executors.resources import machine_resources
@@ -45,9 +47,11 @@ from quantdesk.services.fluxscan_scans import ScanService
 from quantdesk.services.fluxscan_schedules import ScheduleService
 from quantdesk.services.health import HealthService
 from quantdesk.services.jobs import JobService
+from quantdesk.services.key_vault import KeyVault
 from quantdesk.services.marketdata import MarketDataService
+from quantdesk.services.ml_strategies import ConfiguredStrategies
 from quantdesk.services.secrets import SecretBox
-from quantdesk.services.trading import TradingConfig, TradingService
+from quantdesk.services.trading import ExchangeKeys, TradingConfig, TradingService
 from quantdesk.settings import Settings
 from quantdesk.surfaces.breakout import errors as breakout_errors
 from quantdesk.surfaces.fluxscan import errors as fluxscan_errors
@@ -55,7 +59,9 @@ from quantdesk.surfaces.fluxscan import market as fluxscan_market
 from quantdesk.surfaces.fluxscan import routes as fluxscan_routes
 from quantdesk.surfaces.fluxscan import socketio as fluxscan_socketio
 from quantdesk.surfaces.mlbackend import errors as ml_errors
+from quantdesk.surfaces.mlbackend import keys as ml_keys
 from quantdesk.surfaces.mlbackend import market as ml_market
+from quantdesk.surfaces.mlbackend import strategies as ml_strategies
 from quantdesk.surfaces.mlbackend import system as ml_system
 from quantdesk.surfaces.pystrategies import errors as pystrategies_errors
 from quantdesk.surfaces.scalper import errors as scalper_errors
@@ -103,6 +109,8 @@ class Runtime:
     jobs: JobService | None = None
     trading: TradingService | None = None
     fluxscan: FluxScanParts | None = None
+    key_vault: KeyVault | None = None
+    ml_strategies: ConfiguredStrategies | None = None
 
 
 @dataclass
@@ -144,10 +152,12 @@ def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runti
     health = HealthService(__version__, checks, resource_figures)
     market = build_market(settings, engine)
     jobs = _build_jobs(settings, engine, bus)
-    trading = _build_trading(settings, engine, market, bus, jobs)
+    key_vault = KeyVault(SqlKeyVaultStore(engine), SecretBox(secret), live_provider=settings.ccxt_exchange)
+    trading = _build_trading(settings, engine, market, bus, jobs, exchange_keys=key_vault)
     fluxscan = _build_fluxscan(settings, engine, market, bus, SecretBox(secret), jobs)
+    ml_strategies_service = ConfiguredStrategies(SqlConfiguredStrategyStore(engine), market)
     return Runtime(settings, engine, accounts, bus, counter, health, generated, jobs=jobs, market=market,
-                   trading=trading, fluxscan=fluxscan)
+                   trading=trading, fluxscan=fluxscan, key_vault=key_vault, ml_strategies=ml_strategies_service)
 
 
 def _openalgo_ping(base_url: str, api_key: str) -> tuple[bool, str]:
@@ -175,12 +185,13 @@ def _build_fluxscan(settings: Settings, engine: Engine, market: MarketDataServic
 
 
 def _build_trading(settings: Settings, engine: Engine, market: MarketDataService, bus: InMemoryEventBus,
-                   jobs: JobService) -> TradingService:
+                   jobs: JobService, exchange_keys: ExchangeKeys | None = None) -> TradingService:
     """Paper trading for every surface, every command (and bot or strategy change) persisted before it is acknowledged."""
     config = TradingConfig(initial_balance=settings.paper_initial_balance, offload_commands=True)
     accounts = SqlPaperAccounts(engine)
     return TradingService(market, bus, config=config, ledger_stores=accounts.ledger_store, accounts=accounts,
-                          trade_query=accounts, jobs=jobs, bot_states=SqlBotStateStore(engine))
+                          trade_query=accounts, jobs=jobs, bot_states=SqlBotStateStore(engine),
+                          exchange_keys=exchange_keys)
 
 
 def _live_feed(settings: Settings, market: MarketDataService) -> LiveSimFeed | CcxtLiveFeed | None:
@@ -301,6 +312,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.market = rt.market
     app.state.jobs = rt.jobs
     app.state.trading = rt.trading
+    app.state.key_vault = rt.key_vault
+    app.state.ml_strategies = rt.ml_strategies
     if rt.fluxscan:
         app.state.fluxscan = rt.fluxscan.service
         app.state.fluxscan_scans = rt.fluxscan.scans
@@ -321,6 +334,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(fluxscan_market.router)
     app.include_router(fluxscan_routes.router)
     app.include_router(ml_system.router)
+    app.include_router(ml_keys.router)
+    app.include_router(ml_strategies.router)
     app.include_router(scalper_routes.router)
     app.include_router(ws_routes.router)
     ws_settings = ws_routes.WsSettings()
