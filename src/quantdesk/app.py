@@ -25,6 +25,7 @@ from quantdesk.adapters.db.jobs import SqlJobStore
 from quantdesk.adapters.db.key_vault import SqlKeyVaultStore
 from quantdesk.adapters.db.ml_strategies import SqlConfiguredStrategyStore
 from quantdesk.adapters.db.paper_accounts import SqlPaperAccounts
+from quantdesk.adapters.db.pystrategies import SqlStrategyStore
 from quantdesk.adapters.executors.local import LocalExecutor
 from quantdesk.adapters.executors.resources import machine_resources
 from quantdesk.adapters.feeds.calendars import nse_session_rules
@@ -34,6 +35,8 @@ from quantdesk.adapters.feeds.reference_data import builtin_instruments, referen
 from quantdesk.adapters.feeds.sim import SimFeed
 from quantdesk.adapters.keyfile import load_or_create_secret
 from quantdesk.adapters.limits.memory import MemoryRateCounter
+from quantdesk.adapters.processes.files import DiskStrategyFiles
+from quantdesk.adapters.processes.launcher import ProcessLauncher
 from quantdesk.adapters.sandbox.scan_batches import SCAN_BATCH_JOB, JobScannerExecutor
 from quantdesk.adapters.scheduling.timed_jobs import ApsJobScheduler
 from quantdesk.adapters.system import resource_figures
@@ -50,6 +53,7 @@ from quantdesk.services.jobs import JobService
 from quantdesk.services.key_vault import KeyVault
 from quantdesk.services.marketdata import MarketDataService
 from quantdesk.services.ml_strategies import ConfiguredStrategies
+from quantdesk.services.pystrategies import PyStrategyConfig, PyStrategyService
 from quantdesk.services.secrets import SecretBox
 from quantdesk.services.trading import ExchangeKeys, TradingConfig, TradingService
 from quantdesk.settings import Settings
@@ -64,6 +68,8 @@ from quantdesk.surfaces.mlbackend import market as ml_market
 from quantdesk.surfaces.mlbackend import strategies as ml_strategies
 from quantdesk.surfaces.mlbackend import system as ml_system
 from quantdesk.surfaces.pystrategies import errors as pystrategies_errors
+from quantdesk.surfaces.pystrategies import routes as pystrategies_routes
+from quantdesk.surfaces.pystrategies import ws as pystrategies_ws
 from quantdesk.surfaces.scalper import errors as scalper_errors
 from quantdesk.surfaces.scalper import routes as scalper_routes
 from quantdesk.surfaces.shared import accounts as accounts_routes
@@ -111,6 +117,7 @@ class Runtime:
     fluxscan: FluxScanParts | None = None
     key_vault: KeyVault | None = None
     ml_strategies: ConfiguredStrategies | None = None
+    pystrategies: PyStrategyService | None = None
 
 
 @dataclass
@@ -156,8 +163,19 @@ def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runti
     trading = _build_trading(settings, engine, market, bus, jobs, exchange_keys=key_vault)
     fluxscan = _build_fluxscan(settings, engine, market, bus, SecretBox(secret), jobs)
     ml_strategies_service = ConfiguredStrategies(SqlConfiguredStrategyStore(engine), market)
+    pystrategies = _build_pystrategies(settings, engine, market, bus, SecretBox(secret))
     return Runtime(settings, engine, accounts, bus, counter, health, generated, jobs=jobs, market=market,
-                   trading=trading, fluxscan=fluxscan, key_vault=key_vault, ml_strategies=ml_strategies_service)
+                   trading=trading, fluxscan=fluxscan, key_vault=key_vault, ml_strategies=ml_strategies_service,
+                   pystrategies=pystrategies)
+
+
+def _build_pystrategies(settings: Settings, engine: Engine, market: MarketDataService, bus: InMemoryEventBus,
+                        secrets: SecretBox) -> PyStrategyService:
+    """Hosted Python strategies: scripts under data_dir/strategies, one OS process each, IST schedules."""
+    rules = market.sessions.get(Venue.NSE) or nse_session_rules()
+    return PyStrategyService(SqlStrategyStore(engine), DiskStrategyFiles(settings.data_dir / "strategies"),
+                             ProcessLauncher(), ApsJobScheduler(), secrets, bus, holidays=rules.holidays,
+                             config=PyStrategyConfig(max_script_bytes=settings.max_upload_bytes))
 
 
 def _openalgo_ping(base_url: str, api_key: str) -> tuple[bool, str]:
@@ -275,9 +293,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             rt.fluxscan.scans.start(asyncio.get_running_loop())
             await asyncio.to_thread(rt.fluxscan.schedules.start)
             await fluxscan_socket.start()
+        if rt.pystrategies:
+            rt.pystrategies.bind(asyncio.get_running_loop())
+            await asyncio.to_thread(rt.pystrategies.start)
         try:
             yield
         finally:
+            if rt.pystrategies:  # strategies run only while the server runs; a restart does not resume them
+                await asyncio.to_thread(rt.pystrategies.close)
             if rt.fluxscan:
                 await fluxscan_socket.stop()
                 rt.fluxscan.schedules.stop()
@@ -314,6 +337,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.trading = rt.trading
     app.state.key_vault = rt.key_vault
     app.state.ml_strategies = rt.ml_strategies
+    app.state.pystrategies = rt.pystrategies
     if rt.fluxscan:
         app.state.fluxscan = rt.fluxscan.service
         app.state.fluxscan_scans = rt.fluxscan.scans
@@ -338,6 +362,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(ml_strategies.router)
     app.include_router(scalper_routes.router)
     app.include_router(ws_routes.router)
+    app.include_router(pystrategies_routes.router)
+    app.include_router(pystrategies_ws.router)
     ws_settings = ws_routes.WsSettings()
     ws_settings.heartbeat_s = settings.ws_heartbeat_s
     ws_settings.messages_per_minute = settings.ws_messages_per_minute

@@ -22,10 +22,10 @@ SURFACES = [
      "ready": True},
     {"title": "Crypto Scalper", "text": "Orders, positions, P&L, strategies and backtests.", "prefix": "/api/v1",
      "ready": True},
-    {"title": "ML backend", "text": "Market data and the task queue today; models and predictions next.",
+    {"title": "ML backend", "text": "Market data, the task queue, the key vault and strategies; models next.",
      "prefix": "/api/market, /api/system", "ready": True},
     {"title": "Python Strategies", "text": "Host uploaded strategy scripts as processes.", "prefix": "/python",
-     "ready": False},
+     "ready": True},
     {"title": "Breakout engine", "text": "State machine, presets, scoring, R analytics.", "prefix": "/api/engine",
      "ready": False},
 ]
