@@ -118,6 +118,7 @@ class StrategyView:
     next_start_at: datetime | None
     next_stop_at: datetime | None
     stats: dict[str, float] | None
+    isolation: dict[str, Any] | None = None  # which protections apply to its process (uid, dropped privileges)
 
 
 def ist_clock(at: datetime) -> str:
@@ -328,7 +329,7 @@ class PyStrategyService:
                 next_stop = next_stop_after(now, start, parse_hhmm(strategy.schedule_stop, "stop_time"),
                                             strategy.schedule_days)
         stats = self.runner.stats(strategy.id) if strategy.is_running else None
-        return StrategyView(strategy, next_start, next_stop, stats)
+        return StrategyView(strategy, next_start, next_stop, stats, self.runner.isolation(strategy.owner_id))
 
     def status(self, principal: Principal) -> dict[str, Any]:
         """Counts, scheduler state, the IST time and the caller's strategies."""
@@ -511,6 +512,7 @@ class PyStrategyService:
                 log_path=self.files.new_log(strategy.owner_id, strategy.id, started_at), limits=self.config.limits,
                 header=(f"=== Strategy Started at {ist_stamp(started_at)} ===",
                         f"=== Platform: {platform.system().lower()} ===", "", "[Strategy Output]"),
+                owner_id=strategy.owner_id,
             )
             recorded: dict[str, HostedStrategy] = {}
 

@@ -107,6 +107,7 @@ class LaunchSpec:
     log_path: Path
     limits: ProcessLimits
     header: tuple[str, ...] = ()  # lines written to the log before the script's output
+    owner_id: int | None = None  # whose strategy: a root server runs it under that user's own uid
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,7 @@ class ProcessRunner(Protocol):
     def stats(self, key: str) -> dict[str, float] | None: ...
     def reap_orphan(self, pid: int, script: Path, started_at: datetime | None) -> bool: ...
     def log_path(self, key: str) -> Path | None: ...
+
+    def isolation(self, owner_id: int | None) -> dict[str, Any]:
+        """How the processes of ``owner_id`` are isolated: ``uid``, ``dropped_privileges``, ..."""
+        ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
@@ -13,13 +14,31 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def normalise_url(url: str) -> str:
-    """Use psycopg 3 for plain postgresql:// URLs and create the SQLite file's folder."""
+    """Use psycopg 3 for plain postgresql:// URLs; create the SQLite file's folder and the file (0600)."""
     u = make_url(url)
     if u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")
-    if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:":
+    if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:" \
+            and not u.database.startswith("file:"):
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(Path(u.database))
     return u.render_as_string(hide_password=False)
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Create the database file with mode 0600 before SQLite opens it, or make an existing one 0600.
+
+    SQLite creates ``-wal``/``-shm`` with the database file's mode; existing ones are made 0600
+    too. Hosted strategies (other uids) must never read the database.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for item in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
+                 path.with_name(path.name + "-journal")):
+        try:
+            if item.stat().st_mode & 0o077:
+                os.chmod(item, 0o600)
+        except FileNotFoundError:
+            continue
 
 
 def make_engine(url: str) -> Engine:

@@ -3,9 +3,12 @@
 Each strategy is ``python -u -I -X utf8 <script>`` started through ``limited_exec.py`` (which
 sets RLIMIT_AS, RLIMIT_CPU, RLIMIT_NOFILE, RLIMIT_FSIZE and RLIMIT_CORE, then execs), in its own
 session and process group (``start_new_session``), with cwd its work directory and an
-environment of a minimal base plus the strategy's variables. stdout and stderr are one pipe;
-a reader thread prefixes every line with the IST time and appends it to the run's log file.
-A watcher thread waits for the process to end (without reaping it first, so the group id
+environment of a minimal base plus the strategy's variables (HOME and TMPDIR are the work
+directory). When the server is root, ``limited_exec.py`` also drops the process to the uid/gid
+derived from the strategy's owner (see :mod:`.isolation`) before the exec; the work directory is
+then owned by that uid (mode 0700). The child never holds the log file: only the server writes it.
+stdout and stderr are one pipe; a reader thread prefixes every line with the IST time and
+appends it to the run's log file. A watcher thread waits for the process to end (without reaping it first, so the group id
 cannot be reused meanwhile), kills what is left of its group, writes the log footer and
 reports a :class:`ProcessExit`.
 """
@@ -16,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -24,10 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import psutil
 
+from quantdesk.adapters.processes.isolation import isolation_report, privileged, strategy_ids
 from quantdesk.services.pystrategies_ports import (
     IST,
     ExitCallback,
@@ -95,8 +100,9 @@ class ProcessLauncher:
     """Launch, watch and stop strategy processes; one per key."""
 
     def __init__(self, python: str = sys.executable, *, base_path: str | None = None,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), isolate: bool | None = None):
         self.python = python
+        self.isolate = privileged() if isolate is None else isolate  # run strategies under their own uid
         self.base_path = base_path or os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
         self._now = now
         self._procs: dict[str, _Proc] = {}
@@ -105,17 +111,41 @@ class ProcessLauncher:
     def base_env(self, cwd: Path) -> dict[str, str]:
         """The minimal environment every strategy gets (the server's own variables are not passed)."""
         return {
-            "PATH": self.base_path, "HOME": str(cwd), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "PATH": self.base_path, "HOME": str(cwd), "TMPDIR": str(cwd), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
             "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8",
             # thread pools of numeric libraries reserve address space per thread; one keeps RLIMIT_AS useful
             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         }
 
+    def run_as(self, spec: LaunchSpec) -> tuple[int, int] | None:
+        """(uid, gid) the process runs as, or None when it keeps the server's (not root)."""
+        return strategy_ids(spec.owner_id) if self.isolate else None
+
+    def isolation(self, owner_id: int | None) -> dict[str, Any]:
+        """Which protections apply to the strategies of ``owner_id`` (reported in their status)."""
+        return isolation_report(owner_id, self.isolate)
+
     def argv(self, spec: LaunchSpec) -> list[str]:
         limits = spec.limits
+        drop: list[str] = []
+        ids = self.run_as(spec)
+        if ids is not None:
+            drop = ["--uid", str(ids[0]), "--gid", str(ids[1])]
+            for path in self._reach(spec):
+                drop += ["--reach", path]
         return [self.python, "-I", "-S", str(LIMITED_EXEC), str(limits.memory_mb), str(limits.cpu_seconds),
-                str(limits.open_files), str(limits.file_size_mb), "--",
+                str(limits.open_files), str(limits.file_size_mb), *drop, "--",
                 self.python, "-u", "-I", "-X", "utf8", str(spec.script)]
+
+    def _reach(self, spec: LaunchSpec) -> list[str]:
+        """What the unprivileged process must reach: the interpreter, its installation, the script, its cwd."""
+        python = os.path.realpath(self.python)
+        paths = [self.python, python, str(spec.script), str(spec.cwd)]
+        if python == os.path.realpath(sys.executable):
+            paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+        else:
+            paths.append(os.path.dirname(os.path.dirname(python)))
+        return list(dict.fromkeys(paths))
 
     # ---- the port ----------------------------------------------------------------------
     def launch(self, spec: LaunchSpec, on_exit: ExitCallback, on_line: LineCallback | None = None, *,
@@ -125,8 +155,12 @@ class ProcessLauncher:
                 raise RuntimeError(f"process {spec.key} is already running")
             spec.log_path.parent.mkdir(parents=True, exist_ok=True)
             spec.cwd.mkdir(parents=True, exist_ok=True)
+            ids = self.run_as(spec)
+            if ids is not None:
+                _own_workdir(spec.cwd, *ids)
             log_file = open(spec.log_path, "ab", buffering=0)  # noqa: SIM115 - closed by the watcher
             try:
+                os.fchmod(log_file.fileno(), 0o600)
                 if spec.header:
                     log_file.write(("\n".join(spec.header) + "\n").encode("utf-8"))
                 env = {**self.base_env(spec.cwd), **{str(k): str(v) for k, v in spec.env.items()}}
@@ -288,6 +322,24 @@ class ProcessLauncher:
         if code < 0:
             return f"killed by signal {_signal_name(-code)}"
         return f"exited with code {code}"
+
+
+def _own_workdir(path: Path, uid: int, gid: int) -> None:
+    """Give the work directory (mode 0700) and, the first time, what it holds to the strategy's uid.
+
+    Its parent is the server's, so the directory itself cannot be swapped; its content can be the
+    strategy's own, so the walk uses directory fds and never follows a symlink.
+    """
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise OSError(f"work directory {path} is not a directory")
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        for _root, dirs, files, dir_fd in os.fwalk(path, follow_symlinks=False):
+            for name in dirs + files:
+                with contextlib.suppress(FileNotFoundError):
+                    os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+        os.chown(path, uid, gid, follow_symlinks=False)
+    os.chmod(path, 0o700)
 
 
 def _signal_name(number: int) -> str:

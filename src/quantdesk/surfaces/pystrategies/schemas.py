@@ -63,6 +63,7 @@ def strategy_out(view: StrategyView) -> dict[str, Any]:
         "exit_reason": s.exit_reason,
         "memory_mb": view.stats.get("memory_mb") if view.stats else None,
         "cpu_percent": view.stats.get("cpu_percent") if view.stats else None,
+        "isolation": view.isolation,
     }
 
 
