@@ -18,6 +18,7 @@ from quantdesk.adapters.bars.parquet import ParquetBarStore
 from quantdesk.adapters.bus.memory import InMemoryEventBus
 from quantdesk.adapters.db.accounts import SqlAccountStore
 from quantdesk.adapters.db.bot_state import SqlBotStateStore
+from quantdesk.adapters.db.breakout import SqlBreakoutStore
 from quantdesk.adapters.db.engine import make_engine, migrate, ping
 from quantdesk.adapters.db.fluxscan import SqlFluxScanStore
 from quantdesk.adapters.db.instruments import SqlInstrumentRegistry
@@ -35,6 +36,7 @@ from quantdesk.adapters.feeds.reference_data import builtin_instruments, referen
 from quantdesk.adapters.feeds.sim import SimFeed
 from quantdesk.adapters.keyfile import load_or_create_secret
 from quantdesk.adapters.limits.memory import MemoryRateCounter
+from quantdesk.adapters.process_figures import process_figures
 from quantdesk.adapters.processes.files import DiskStrategyFiles
 from quantdesk.adapters.processes.launcher import ProcessLauncher
 from quantdesk.adapters.sandbox.scan_batches import SCAN_BATCH_JOB, JobScannerExecutor
@@ -43,6 +45,7 @@ from quantdesk.adapters.system import resource_figures
 from quantdesk.core.instruments import Venue
 from quantdesk.core.sessions import crypto_rules
 from quantdesk.services.accounts import AccountService
+from quantdesk.services.breakout import BreakoutService
 from quantdesk.services.catalog import InstrumentCatalog
 from quantdesk.services.fluxscan import FluxScanService
 from quantdesk.services.fluxscan_bars import ScanBarsLoader
@@ -58,6 +61,8 @@ from quantdesk.services.secrets import SecretBox
 from quantdesk.services.trading import ExchangeKeys, TradingConfig, TradingService
 from quantdesk.settings import Settings
 from quantdesk.surfaces.breakout import errors as breakout_errors
+from quantdesk.surfaces.breakout import routes as breakout_routes
+from quantdesk.surfaces.breakout import ws as breakout_ws
 from quantdesk.surfaces.fluxscan import errors as fluxscan_errors
 from quantdesk.surfaces.fluxscan import market as fluxscan_market
 from quantdesk.surfaces.fluxscan import routes as fluxscan_routes
@@ -118,6 +123,7 @@ class Runtime:
     key_vault: KeyVault | None = None
     ml_strategies: ConfiguredStrategies | None = None
     pystrategies: PyStrategyService | None = None
+    breakout: BreakoutService | None = None
 
 
 @dataclass
@@ -161,12 +167,16 @@ def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runti
     jobs = _build_jobs(settings, engine, bus)
     key_vault = KeyVault(SqlKeyVaultStore(engine), SecretBox(secret), live_provider=settings.ccxt_exchange)
     trading = _build_trading(settings, engine, market, bus, jobs, exchange_keys=key_vault)
+    breakout_store = SqlBreakoutStore(engine)
+    breakout = BreakoutService(trading, bus, states=breakout_store, presets_store=breakout_store.presets(),
+                               system=process_figures, offload=True)
+    health.engine_state = breakout.health_state
     fluxscan = _build_fluxscan(settings, engine, market, bus, SecretBox(secret), jobs)
     ml_strategies_service = ConfiguredStrategies(SqlConfiguredStrategyStore(engine), market)
     pystrategies = _build_pystrategies(settings, engine, market, bus, SecretBox(secret))
     return Runtime(settings, engine, accounts, bus, counter, health, generated, jobs=jobs, market=market,
                    trading=trading, fluxscan=fluxscan, key_vault=key_vault, ml_strategies=ml_strategies_service,
-                   pystrategies=pystrategies)
+                   pystrategies=pystrategies, breakout=breakout)
 
 
 def _build_pystrategies(settings: Settings, engine: Engine, market: MarketDataService, bus: InMemoryEventBus,
@@ -288,6 +298,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         tasks = [asyncio.create_task(feed.run(rt.bus), name="live-feed")] if feed else []
         if rt.trading:
             tasks.append(asyncio.create_task(rt.trading.run_market_data(), name="trading-market-data"))
+        if rt.breakout:
+            tasks.append(asyncio.create_task(rt.breakout.run(), name="breakout-engine"))
         if rt.fluxscan:
             rt.fluxscan.executor.bind(asyncio.get_running_loop())
             rt.fluxscan.scans.start(asyncio.get_running_loop())
@@ -338,6 +350,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.key_vault = rt.key_vault
     app.state.ml_strategies = rt.ml_strategies
     app.state.pystrategies = rt.pystrategies
+    app.state.breakout = rt.breakout
     if rt.fluxscan:
         app.state.fluxscan = rt.fluxscan.service
         app.state.fluxscan_scans = rt.fluxscan.scans
@@ -364,11 +377,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(ws_routes.router)
     app.include_router(pystrategies_routes.router)
     app.include_router(pystrategies_ws.router)
+    app.include_router(breakout_routes.router)
     ws_settings = ws_routes.WsSettings()
     ws_settings.heartbeat_s = settings.ws_heartbeat_s
     ws_settings.messages_per_minute = settings.ws_messages_per_minute
     app.state.ws_settings = ws_settings
-    app.state.ws_on_connect = []
+    app.state.ws_on_connect = [breakout_ws.subscribe_user_stream]
 
     app.add_middleware(
         Gateway,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -66,7 +66,7 @@ from quantdesk.engine.kernel import INSUFFICIENT_BALANCE, FeeSchedule, Kernel, K
 from quantdesk.engine.ledger import IdSequence
 from quantdesk.engine.matching import PaperBroker
 from quantdesk.engine.ports import LedgerSnapshot, LedgerSource, LedgerStore, ListEventBus, MemoryLedgerStore
-from quantdesk.engine.strategy import create_strategy
+from quantdesk.engine.strategy import Strategy, create_strategy
 from quantdesk.services import push
 from quantdesk.services.accounts import Principal
 from quantdesk.services.backtest_jobs import JOB_TYPE, bars_to_columns
@@ -222,6 +222,8 @@ class _Session:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     slots: dict[str, BotSlot] = field(default_factory=dict)
     bot: BotState = field(default_factory=BotState)
+    # symbol → {host name → strategy}: strategies another service runs in the slot beside the bot's
+    hosted: dict[str, dict[str, Strategy]] = field(default_factory=dict)
 
 
 class TradingService:
@@ -328,7 +330,8 @@ class TradingService:
             if slot is None:
                 slot = session.slots[instrument.symbol] = BotSlot()
                 session.kernel.add_strategy(instrument.symbol, slot)
-            slot.load({name: create_strategy(name, bot.parameters[name]) for name in bot.active})
+            slot.load({**{name: create_strategy(name, bot.parameters[name]) for name in bot.active},
+                       **session.hosted.get(instrument.symbol, {})})
 
     async def _save_bot(self, session: _Session, bot: BotState, book: StrategyBook) -> None:
         """Persist the bot and strategy settings of the account (lock held) before the change is acknowledged."""
@@ -660,8 +663,8 @@ class TradingService:
         async with session.lock:
             bot = session.bot.stopped()
             await self._save_bot(session, bot, session.strategies)
-            for slot in session.slots.values():
-                slot.load({})
+            for symbol, slot in session.slots.items():
+                slot.load(dict(session.hosted.get(symbol, {})))
             session.bot = bot
             closed = await self._close_all_locked(session) if close_positions else []
             return BotStopped(len(session.kernel.ledger.account.positions), closed)
@@ -678,6 +681,43 @@ class TradingService:
         uptime = int((now - bot.started_at).total_seconds()) if bot.running and bot.started_at else 0
         return BotStatusView(bot.running, bot.paper, bot.started_at if bot.running else None, uptime, strategies,
                              daily)
+
+    async def host_strategies(self, user_id: int, host: str, strategies: Mapping[str, Strategy]) -> None:
+        """Run ``strategies`` (symbol → fresh instance) in the user's account under the name ``host``.
+
+        They sit beside the bot's strategies in each market's slot and see the same live 1m bars
+        (whether or not the bot runs); their orders carry ``host`` as strategy and publish signals
+        on the user's ``signals`` channel like the bot's. A call replaces what ``host`` ran before;
+        ``{}`` stops it. Raises NotFoundError naming a symbol that is not a perpetual future.
+        """
+        instruments = {symbol: self.instrument(symbol) for symbol in strategies}
+        session = self._session(user_id)
+        async with session.lock:
+            before = {symbol: set(hosted) for symbol, hosted in session.hosted.items()}
+            for hosted in session.hosted.values():
+                hosted.pop(host, None)
+            for symbol, strategy in strategies.items():
+                instrument = instruments[symbol]
+                self._ensure_market(session, instrument)
+                session.hosted.setdefault(instrument.symbol, {})[host] = strategy
+                if instrument.symbol not in session.slots:
+                    slot = session.slots[instrument.symbol] = BotSlot()
+                    session.kernel.add_strategy(instrument.symbol, slot)
+            for symbol, slot in session.slots.items():
+                own = {k: v for k, v in slot.inner.items() if k not in before.get(symbol, ())}
+                slot.load({**own, **session.hosted.get(symbol, {})})
+
+    async def orders(self, user_id: int, *, limit: int = 500) -> list[Order]:
+        """The account's orders, newest first, at most ``limit``: every order its ledger store kept, or those in memory."""
+        session = self._session(user_id)
+        lister = getattr(session.kernel.store, "list_orders", None)
+        async with session.lock:
+            if lister is None:
+                rows = sorted(session.kernel.orders.values(), key=lambda o: o.created_at, reverse=True)
+                return rows[:limit]
+        if self.config.offload_commands:
+            return await asyncio.to_thread(lister, limit=limit)
+        return lister(limit=limit)
 
     # -- backtests ---------------------------------------------------------------------------
 
@@ -781,8 +821,8 @@ class TradingService:
                     await self._run(session, lambda k=session.kernel: k.on_book(key, book))
 
     def _bot_sessions(self, symbol: str) -> list[_Session]:
-        return [s for s in self._sessions.values()
-                if s.bot.running and symbol in s.slots and s.slots[symbol].inner]
+        # the bot's strategies and hosted ones (host_strategies) share the slot; an empty slot idles
+        return [s for s in self._sessions.values() if symbol in s.slots and s.slots[symbol].inner]
 
     # -- publishing -------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ SURFACES = [
     {"title": "Python Strategies", "text": "Host uploaded strategy scripts as processes.", "prefix": "/python",
      "ready": True},
     {"title": "Breakout engine", "text": "State machine, presets, scoring, R analytics.", "prefix": "/api/engine",
-     "ready": False},
+     "ready": True},
 ]
 
 
