@@ -30,6 +30,9 @@ class _Mailbox:
     def put(self, message: tuple) -> None:
         self._messages.append(message)
 
+    def flushed(self) -> None:
+        """Answer once every message sent to this mailbox before the call has been put (actor calls run in order)."""
+
     def drain(self) -> list[tuple]:
         messages, self._messages = self._messages, []
         return messages
@@ -40,7 +43,11 @@ def _ray_entry(job_id: str, target: str, params: dict[str, Any], mailbox: Any) -
     def emit(pct: float, description: str | None, detail: dict | None) -> None:
         mailbox.put.remote(("progress", job_id, pct, description, detail))
 
-    return run_job(WorkerContext(job_id, emit), target, params)
+    outcome = run_job(WorkerContext(job_id, emit), target, params)
+    # the puts are fire-and-forget: wait until the mailbox holds them all, so the driver (which
+    # drains the mailbox before it collects finished tasks) reports progress before the end
+    ray.get(mailbox.flushed.remote())
+    return outcome
 
 
 class RayExecutor:
