@@ -24,6 +24,7 @@ from quantdesk.adapters.db.fluxscan import SqlFluxScanStore
 from quantdesk.adapters.db.instruments import SqlInstrumentRegistry
 from quantdesk.adapters.db.jobs import SqlJobStore
 from quantdesk.adapters.db.key_vault import SqlKeyVaultStore
+from quantdesk.adapters.db.ml_models import SqlMlStore
 from quantdesk.adapters.db.ml_strategies import SqlConfiguredStrategyStore
 from quantdesk.adapters.db.paper_accounts import SqlPaperAccounts
 from quantdesk.adapters.db.pystrategies import SqlStrategyStore
@@ -55,6 +56,8 @@ from quantdesk.services.health import HealthService
 from quantdesk.services.jobs import JobService
 from quantdesk.services.key_vault import KeyVault
 from quantdesk.services.marketdata import MarketDataService
+from quantdesk.services.ml_models import MlModels
+from quantdesk.services.ml_portfolio import PortfolioService
 from quantdesk.services.ml_strategies import ConfiguredStrategies
 from quantdesk.services.pystrategies import PyStrategyConfig, PyStrategyService
 from quantdesk.services.secrets import SecretBox
@@ -67,9 +70,13 @@ from quantdesk.surfaces.fluxscan import errors as fluxscan_errors
 from quantdesk.surfaces.fluxscan import market as fluxscan_market
 from quantdesk.surfaces.fluxscan import routes as fluxscan_routes
 from quantdesk.surfaces.fluxscan import socketio as fluxscan_socketio
+from quantdesk.surfaces.mlbackend import backtests as ml_backtests_routes
 from quantdesk.surfaces.mlbackend import errors as ml_errors
 from quantdesk.surfaces.mlbackend import keys as ml_keys
 from quantdesk.surfaces.mlbackend import market as ml_market
+from quantdesk.surfaces.mlbackend import models as ml_models_routes
+from quantdesk.surfaces.mlbackend import portfolio as ml_portfolio_routes
+from quantdesk.surfaces.mlbackend import predictions as ml_predictions_routes
 from quantdesk.surfaces.mlbackend import strategies as ml_strategies
 from quantdesk.surfaces.mlbackend import system as ml_system
 from quantdesk.surfaces.pystrategies import errors as pystrategies_errors
@@ -124,6 +131,8 @@ class Runtime:
     ml_strategies: ConfiguredStrategies | None = None
     pystrategies: PyStrategyService | None = None
     breakout: BreakoutService | None = None
+    ml_models: MlModels | None = None
+    ml_portfolio: PortfolioService | None = None
 
 
 @dataclass
@@ -174,9 +183,11 @@ def build_runtime(settings: Settings, *, apply_migrations: bool = True) -> Runti
     fluxscan = _build_fluxscan(settings, engine, market, bus, SecretBox(secret), jobs)
     ml_strategies_service = ConfiguredStrategies(SqlConfiguredStrategyStore(engine), market)
     pystrategies = _build_pystrategies(settings, engine, market, bus, SecretBox(secret))
+    ml_models = MlModels(SqlMlStore(engine), market, jobs, settings.data_dir)
     return Runtime(settings, engine, accounts, bus, counter, health, generated, jobs=jobs, market=market,
                    trading=trading, fluxscan=fluxscan, key_vault=key_vault, ml_strategies=ml_strategies_service,
-                   pystrategies=pystrategies, breakout=breakout)
+                   pystrategies=pystrategies, breakout=breakout, ml_models=ml_models,
+                   ml_portfolio=PortfolioService(trading))
 
 
 def _build_pystrategies(settings: Settings, engine: Engine, market: MarketDataService, bus: InMemoryEventBus,
@@ -351,6 +362,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.ml_strategies = rt.ml_strategies
     app.state.pystrategies = rt.pystrategies
     app.state.breakout = rt.breakout
+    app.state.ml_models = rt.ml_models
+    app.state.ml_portfolio = rt.ml_portfolio
     if rt.fluxscan:
         app.state.fluxscan = rt.fluxscan.service
         app.state.fluxscan_scans = rt.fluxscan.scans
@@ -373,6 +386,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(ml_system.router)
     app.include_router(ml_keys.router)
     app.include_router(ml_strategies.router)
+    app.include_router(ml_models_routes.router)
+    app.include_router(ml_predictions_routes.router)
+    app.include_router(ml_backtests_routes.router)
+    app.include_router(ml_portfolio_routes.router)
     app.include_router(scalper_routes.router)
     app.include_router(ws_routes.router)
     app.include_router(pystrategies_routes.router)

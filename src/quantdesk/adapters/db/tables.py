@@ -294,4 +294,5 @@ trading_id_counters = Table(
 from quantdesk.adapters.db import bot_state_tables, instrument_tables  # noqa: E402, F401
 from quantdesk.adapters.db import breakout_tables as breakout_tables  # noqa: E402, F401
 from quantdesk.adapters.db import key_vault_tables as key_vault_tables  # noqa: E402, F401
+from quantdesk.adapters.db import ml_model_tables as ml_model_tables  # noqa: E402, F401
 from quantdesk.adapters.db import pystrategies_tables as pystrategies_tables  # noqa: E402, F401

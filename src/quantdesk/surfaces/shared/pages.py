@@ -22,7 +22,7 @@ SURFACES = [
      "ready": True},
     {"title": "Crypto Scalper", "text": "Orders, positions, P&L, strategies and backtests.", "prefix": "/api/v1",
      "ready": True},
-    {"title": "ML backend", "text": "Market data, the task queue, the key vault and strategies; models next.",
+    {"title": "ML backend", "text": "Market data, tasks, key vault, strategies, LightGBM models, predictions, portfolio.",
      "prefix": "/api/market, /api/system", "ready": True},
     {"title": "Python Strategies", "text": "Host uploaded strategy scripts as processes.", "prefix": "/python",
      "ready": True},
