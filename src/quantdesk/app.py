@@ -316,6 +316,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             rt.fluxscan.scans.start(asyncio.get_running_loop())
             await asyncio.to_thread(rt.fluxscan.schedules.start)
             await fluxscan_socket.start()
+        if rt.ml_models:
+            await asyncio.to_thread(rt.ml_models.recover)
         if rt.pystrategies:
             rt.pystrategies.bind(asyncio.get_running_loop())
             await asyncio.to_thread(rt.pystrategies.start)

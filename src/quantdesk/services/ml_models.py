@@ -40,6 +40,7 @@ from quantdesk.services.ml_jobs import (
 )
 
 log = logging.getLogger(__name__)
+RESTART_REASON = "server restarted before it finished"
 
 ML_STRATEGIES = ("mlpredictive", "ml_predictive")  # backtest strategy names that trade a model's signals
 MAX_STEPS = 1000
@@ -141,6 +142,10 @@ class MlStore(Protocol):
 
     def get_backtest(self, user_id: int, backtest_id: str) -> BacktestRecord | None: ...
 
+    def fail_unfinished(self, error: str, now: datetime) -> int:
+        """Mark every queued or running prediction and backtest failed with ``error``; return how many."""
+        ...
+
     def list_backtests(self, user_id: int, *, limit: int = 100) -> list[BacktestRecord]:
         """The user's backtests, newest first."""
         ...
@@ -198,6 +203,14 @@ class MlModels:
     @staticmethod
     def _timeframe(timeframe: str) -> Timeframe:
         return Timeframe.parse(timeframe)
+
+    def recover(self) -> int:
+        """At server start: predictions and backtests a previous process left unfinished are failed
+        (their tasks, internal to that process, were failed by the job service)."""
+        count = self._store.fail_unfinished(RESTART_REASON, datetime.now(UTC))
+        if count:
+            log.warning("%d prediction(s)/backtest(s) were unfinished when the server stopped; marked failed", count)
+        return count
 
     def model_file(self, model: ModelRecord) -> Path:
         """Where the model's LightGBM text file is."""

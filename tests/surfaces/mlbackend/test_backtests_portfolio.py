@@ -150,3 +150,27 @@ async def test_portfolio_reflects_a_scalper_paper_order(api):
     assert other["positions"] == [] and other["total_value"] == 10_000
     r = await api.client.get("/portfolio/history?days=0", headers=user)
     assert r.status_code == 422
+
+
+async def test_predictions_and_backtests_left_unfinished_by_a_crash_are_failed_at_start(tmp_path):
+    from datetime import UTC, datetime
+
+    from kit.app import api_for, make_settings
+    from quantdesk.adapters.db.engine import make_engine, migrate
+    from quantdesk.adapters.db.ml_models import SqlMlStore
+    from quantdesk.services.ml_models import BacktestRecord, PredictionRecord
+
+    settings = make_settings(tmp_path, live_feed_speed=0)
+    async for api in api_for(settings):  # creates the admin (user 1)
+        await api.auth()
+    migrate(settings.database_url)
+    store = SqlMlStore(make_engine(settings.database_url))
+    now = datetime.now(UTC)
+    store.add_prediction(PredictionRecord("p-left", 1, "BTC_USDT", "1h", "running", now))
+    store.add_backtest(BacktestRecord("b-left", 1, "sma_cross", "BTC_USDT", "1h", now, now, {}, "queued", now))
+    async for api in api_for(settings):
+        h = await api.auth()
+        prediction = (await api.client.get("/api/predictions/p-left", headers=h)).json()
+        backtest = (await api.client.get("/api/backtests/b-left", headers=h)).json()
+    assert prediction["status"] == "failed" and "server restarted" in str(prediction)
+    assert backtest["status"] == "failed" and "server restarted" in str(backtest)

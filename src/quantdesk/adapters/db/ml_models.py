@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
@@ -81,6 +82,14 @@ class SqlMlStore:
              .order_by(ml_backtests.c.created_at.desc(), ml_backtests.c.id).limit(limit))
         with self._engine.connect() as conn:
             return [BacktestRecord(**r._mapping) for r in conn.execute(q).all()]
+
+    def fail_unfinished(self, error: str, now: datetime) -> int:
+        count = 0
+        with self._engine.begin() as conn:
+            for table in (ml_predictions, ml_backtests):
+                count += conn.execute(update(table).where(table.c.status.in_(("queued", "running")))
+                                      .values(status="failed", error=error, completed_at=now)).rowcount
+        return count
 
     def _update(self, table, row_id: str, only_if: tuple[str, ...] | None, values: dict[str, Any]) -> bool:
         q = update(table).where(table.c.id == row_id)
