@@ -72,9 +72,8 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
         yield a
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def api_any_db(request, tmp_path: Path) -> AsyncIterator[Api]:
-    """The app on SQLite and on PostgreSQL: persistence-sensitive tests run on both."""
+def _fresh_db_settings(request, tmp_path: Path, **overrides) -> Settings:
+    """Settings on a fresh SQLite file, or on the session's PostgreSQL database emptied."""
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_url")
         # each test gets clean tables: drop everything alembic made in this session's database
@@ -82,11 +81,33 @@ async def api_any_db(request, tmp_path: Path) -> AsyncIterator[Api]:
         with eng.begin() as c:
             c.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         eng.dispose()
-        settings = make_settings(tmp_path, database_url=url)
-    else:
-        settings = make_settings(tmp_path)
-    async for a in api_for(settings):
+        overrides["database_url"] = url
+    return make_settings(tmp_path, **overrides)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def api_any_db(request, tmp_path: Path) -> AsyncIterator[Api]:
+    """The app on SQLite and on PostgreSQL: persistence-sensitive tests run on both."""
+    async for a in api_for(_fresh_db_settings(request, tmp_path)):
         yield a
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_settings(request, tmp_path: Path) -> Settings:
+    """Settings on a fresh database (SQLite, or PostgreSQL emptied) without a live feed: for restart tests."""
+    return _fresh_db_settings(request, tmp_path, live_feed_speed=0)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def migrated_engine(request, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A migrated engine on SQLite and on the session's PostgreSQL (tests make their own rows)."""
+    from quantdesk.adapters.db.engine import make_engine, migrate
+
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else f"sqlite:///{tmp_path}/t.db"
+    migrate(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
+from kit.db import add_user as _user
 from quantdesk.adapters.db.bot_state import SqlBotStateStore
-from quantdesk.adapters.db.engine import make_engine, migrate
 from quantdesk.adapters.db.tables import users
 from quantdesk.services.trading_state import ActiveStrategy, BotSnapshot, StrategySetting
 from quantdesk.services.trading_strategies import restore_parameters
@@ -18,20 +17,9 @@ from quantdesk.services.trading_strategies import restore_parameters
 IST = timezone(timedelta(hours=5, minutes=30))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path) -> Iterator[sa.Engine]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else f"sqlite:///{tmp_path}/b.db"
-    migrate(url)
-    eng = make_engine(url)
-    yield eng
-    eng.dispose()
-
-
-def _user(engine: sa.Engine, name: str) -> int:
-    with engine.begin() as c:
-        return c.execute(users.insert().values(username=f"{name}_{datetime.now(UTC).timestamp()}", password_hash="x",
-                                               role="user", is_active=True, created_at=datetime.now(UTC))
-                         ).inserted_primary_key[0]
+@pytest.fixture
+def engine(migrated_engine: sa.Engine) -> sa.Engine:
+    return migrated_engine
 
 
 def _snapshot(started_at: datetime | None = None) -> BotSnapshot:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
-from quantdesk.adapters.db.engine import make_engine, migrate
+from kit.db import add_user as _user
 from quantdesk.adapters.db.key_vault import SqlKeyVaultStore
 from quantdesk.adapters.db.key_vault_tables import exchange_api_keys
 from quantdesk.adapters.db.ml_strategies import SqlConfiguredStrategyStore
-from quantdesk.adapters.db.tables import users
 from quantdesk.core.errors import ConfigError
 from quantdesk.services.key_vault import KeyVault, StoredKey
 from quantdesk.services.ml_strategies import ConfiguredStrategy
@@ -25,20 +23,9 @@ KEY = "binanceKEY-0000000000000000000000000000abcd"
 SECRET = "binanceSECRET-000000000000000000000000000wxyz"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path) -> Iterator[sa.Engine]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else f"sqlite:///{tmp_path}/v.db"
-    migrate(url)
-    eng = make_engine(url)
-    yield eng
-    eng.dispose()
-
-
-def _user(engine: sa.Engine, name: str) -> int:
-    with engine.begin() as c:
-        return c.execute(users.insert().values(username=f"{name}_{datetime.now(UTC).timestamp()}", password_hash="x",
-                                               role="user", is_active=True, created_at=datetime.now(UTC))
-                         ).inserted_primary_key[0]
+@pytest.fixture
+def engine(migrated_engine: sa.Engine) -> sa.Engine:
+    return migrated_engine
 
 
 def _row(uid: int, key_id: str, provider: str = "binance", at: datetime | None = None) -> StoredKey:

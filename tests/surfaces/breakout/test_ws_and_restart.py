@@ -6,11 +6,9 @@ import asyncio
 import json
 
 import httpx
-import pytest
-import sqlalchemy as sa
 import websockets
 
-from kit.app import ADMIN_PASSWORD, api_for, make_settings
+from kit.app import ADMIN_PASSWORD, api_for
 
 from .conftest import breakout_bars, btc_only, engine_state, publish_until, sim_price, user_id
 
@@ -51,21 +49,8 @@ async def test_ws_receives_engine_update_after_start(live_server):
             assert order["type"] == "order" and order["data"]["order_id"] == r.json()["order_id"]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def restart_settings(request, tmp_path):
-    overrides: dict = {"live_feed_speed": 0}
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        eng = sa.create_engine(url)
-        with eng.begin() as c:
-            c.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        eng.dispose()
-        overrides["database_url"] = url
-    return make_settings(tmp_path, **overrides)
-
-
-async def test_running_engine_and_presets_survive_a_restart(restart_settings):
-    async for api in api_for(restart_settings):
+async def test_running_engine_and_presets_survive_a_restart(db_settings):
+    async for api in api_for(db_settings):
         headers = await api.auth()
         uid = await user_id(api, headers)
         await btc_only(api, headers, risk={"risk_per_trade": 0.005, "max_consecutive_losses": 4})
@@ -77,7 +62,7 @@ async def test_running_engine_and_presets_survive_a_restart(restart_settings):
         positions = (await api.client.get("/api/positions", headers=headers)).json()
     assert before["state"] == "MANAGING" and len(positions) == 1
 
-    async for api in api_for(restart_settings):
+    async for api in api_for(db_settings):
         headers = await api.auth()
         # the engine is back running before its user returns: bars drive it again
         price = await sim_price(api)
@@ -94,13 +79,13 @@ async def test_running_engine_and_presets_survive_a_restart(restart_settings):
         assert (await api.client.post("/api/engine/command", headers=headers,
                                       json={"command": "pause"})).status_code == 200
 
-    async for api in api_for(restart_settings):
+    async for api in api_for(db_settings):
         headers = await api.auth()
         status = (await api.client.get("/api/engine/status", headers=headers)).json()
         assert status["state"] == "PAUSED" and status["startedAt"] == before["startedAt"]
         assert (await api.client.post("/api/engine/stop", headers=headers)).status_code == 200
 
-    async for api in api_for(restart_settings):
+    async for api in api_for(db_settings):
         headers = await api.auth()
         status = (await api.client.get("/api/engine/status", headers=headers)).json()
         assert status["state"] == "IDLE" and status["startedAt"] is None

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 import uvicorn
 
 from kit.app import ADMIN_PASSWORD, free_port, make_settings
@@ -23,20 +22,6 @@ from quantdesk.app import Runtime, build_runtime, create_app
 from quantdesk.settings import Settings
 
 _names = itertools.count(1)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_settings(request, tmp_path) -> Settings:
-    """Settings on a fresh database (SQLite file or the session's PostgreSQL, emptied); no live feed."""
-    overrides: dict = {"live_feed_speed": 0}
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        eng = sa.create_engine(url)
-        with eng.begin() as c:
-            c.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        eng.dispose()
-        overrides["database_url"] = url
-    return make_settings(tmp_path, **overrides)
 
 
 @dataclass
