@@ -69,3 +69,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def wait_status(api: Api, headers: dict, path: str, statuses: tuple[str, ...], timeout_s: float = 60.0) -> dict:
+    """GET ``path`` until its ``status`` is one of ``statuses``; return the body (fail after ``timeout_s``)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body = (await api.client.get(path, headers=headers)).json()
+        if body.get("status") in statuses:
+            return body
+        assert time.monotonic() < deadline, f"{path} still {body.get('status')}"
+        await asyncio.sleep(0.05)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
+from kit.app import wait_status
 
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 START = END - timedelta(days=20)
@@ -16,13 +16,7 @@ RUN = {"strategy": "sma_cross", "symbol": "BTC_USDT", "start_date": START.isofor
 
 
 async def _wait_backtest(api, headers, bid: str, timeout_s: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        body = (await api.client.get(f"/api/backtests/{bid}", headers=headers)).json()
-        if body["status"] in ("success", "failed"):
-            return body
-        assert time.monotonic() < deadline, f"backtest {bid} still {body['status']}"
-        await asyncio.sleep(0.05)
+    return await wait_status(api, headers, f"/api/backtests/{bid}", ("success", "failed"), timeout_s)
 
 
 @pytest.mark.parametrize("method, path", [

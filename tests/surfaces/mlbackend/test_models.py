@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 
 import lightgbm as lgb
 import numpy as np
 import pytest
 
+from kit.app import wait_status
 from quantdesk.services import ml_jobs
 
 # small and quick: 1h bars of the sim market, a few trees
@@ -24,13 +23,7 @@ async def _train(api, headers, **over) -> dict:
 
 
 async def _wait_prediction(api, headers, pid: str, timeout_s: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        body = (await api.client.get(f"/api/predictions/{pid}", headers=headers)).json()
-        if body["status"] in ("completed", "failed"):
-            return body
-        assert time.monotonic() < deadline, f"prediction {pid} still {body['status']}"
-        await asyncio.sleep(0.05)
+    return await wait_status(api, headers, f"/api/predictions/{pid}", ("completed", "failed"), timeout_s)
 
 
 @pytest.mark.parametrize("method, path", [
